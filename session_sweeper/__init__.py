@@ -1,0 +1,1 @@
+"""Interrupt reading sessions left hanging in active, inside PostgreSQL."""
