@@ -1,0 +1,11 @@
+-- Unschedule the job interrupt-stale-sessions
+-- pg_cron stays installed, because other jobs may use it. Its run history in
+-- cron.job_run_details stays too.
+
+do $$
+begin
+    if exists (select from cron.job where jobname = 'interrupt-stale-sessions') then
+        perform cron.unschedule('interrupt-stale-sessions');
+    end if;
+end
+$$;

@@ -1,0 +1,145 @@
+"""Apply and roll back the migrations in migrations/ with yoyo."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from dataclasses import dataclass
+
+import psycopg
+from yoyo import get_backend, read_migrations
+from yoyo.exceptions import LockTimeout
+
+from session_sweeper.dsn import ConnectError, Dsn, first_line
+from session_sweeper.paths import MIGRATIONS_DIR
+
+logger = logging.getLogger(__name__)
+
+# Seconds a migrate or rollback waits for another one to release yoyo's lock.
+LOCK_TIMEOUT = 30
+
+
+class MigrationError(RuntimeError):
+    """A migration step that failed, with PostgreSQL's hint when it gave one."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass
+class Migration:
+    id: str
+    description: str
+
+
+def _describe(migration) -> Migration:
+    first = migration.source.splitlines()[0] if migration.source else ""
+    return Migration(migration.id, first.removeprefix("--").strip())
+
+
+def _open_backend(dsn: Dsn):
+    try:
+        return get_backend(dsn.yoyo_uri())
+    except psycopg.OperationalError as error:
+        raise ConnectError(
+            f"could not connect to {dsn.masked()}: {dsn.scrub(first_line(error))}"
+        ) from None
+
+
+@contextlib.contextmanager
+def _locked(backend, dsn: Dsn, lock_timeout: float):
+    try:
+        with backend.lock(timeout=lock_timeout):
+            yield
+    except LockTimeout as error:
+        raise MigrationError(
+            f"another migration holds the lock on {dsn.dbname}: {error}",
+            hint="Wait for it to finish. If its process is gone, run "
+            "'session-sweeper break-lock' and try again.",
+        ) from None
+
+
+def _run(step, dsn: Dsn, migration) -> None:
+    # yoyo prints the rows of any SELECT in a migration to stdout.
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            step()
+    except psycopg.Error as error:
+        diag = error.diag
+        message = diag.message_primary or first_line(error)
+        raise MigrationError(
+            f"{migration.id} failed: {dsn.scrub(message)}",
+            hint=dsn.scrub(diag.message_hint) if diag.message_hint else None,
+        ) from None
+    if captured.getvalue():
+        logger.debug("output of %s: %s", migration.id, captured.getvalue())
+
+
+def pending(dsn: Dsn) -> list[Migration]:
+    """Return the migrations not yet applied, in the order migrate applies them."""
+    backend = _open_backend(dsn)
+    with backend:
+        return [_describe(m) for m in backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))]
+
+
+def applied(dsn: Dsn) -> list[Migration]:
+    """Return the applied migrations, latest first."""
+    backend = _open_backend(dsn)
+    with backend:
+        return [
+            _describe(m)
+            for m in backend.to_rollback(read_migrations(str(MIGRATIONS_DIR)))
+        ]
+
+
+def apply_migrations(dsn: Dsn | str, lock_timeout: float = LOCK_TIMEOUT) -> list[str]:
+    """Apply every pending migration and return their ids, in order.
+
+    Each migration commits on its own, so a failure leaves the ones before it
+    applied.
+    """
+    dsn = Dsn(dsn) if isinstance(dsn, str) else dsn
+    backend = _open_backend(dsn)
+    done: list[str] = []
+    with backend, _locked(backend, dsn, lock_timeout):
+        for migration in backend.to_apply(read_migrations(str(MIGRATIONS_DIR))):
+            _run(lambda: backend.apply_one(migration), dsn, migration)
+            done.append(migration.id)
+            logger.info("applied %s", migration.id)
+    return done
+
+
+def rollback_migrations(
+    dsn: Dsn | str,
+    count: int | None = 1,
+    drop_data: bool = False,
+    lock_timeout: float = LOCK_TIMEOUT,
+) -> list[str]:
+    """Roll back the latest count migrations, or all when count is None.
+
+    The rollback of the tables refuses while they hold rows unless drop_data
+    is true.
+    """
+    dsn = Dsn(dsn) if isinstance(dsn, str) else dsn
+    if drop_data:
+        # The rollback scripts read this setting before they drop anything.
+        dsn = dsn.with_params(options="-c session_sweeper.allow_drop_data=on")
+    backend = _open_backend(dsn)
+    done: list[str] = []
+    with backend, _locked(backend, dsn, lock_timeout):
+        latest_first = list(backend.to_rollback(read_migrations(str(MIGRATIONS_DIR))))
+        for migration in latest_first[:count]:
+            _run(lambda: backend.rollback_one(migration), dsn, migration)
+            done.append(migration.id)
+            logger.info("rolled back %s", migration.id)
+    return done
+
+
+def break_lock(dsn: Dsn) -> list[tuple[int, object]]:
+    """Remove yoyo's lock row and return the (pid, ctime) rows it removed."""
+    with dsn.connect(autocommit=True) as conn:
+        rows = conn.execute("delete from yoyo_lock returning pid, ctime").fetchall()
+    return [(pid, ctime) for pid, ctime in rows]
