@@ -232,7 +232,8 @@ def test_server_leaves_no_postgres_process(pg_server):
         try:
             ours = process.environ().get(ENV_UUID, "").startswith(marker)
             alive = process.status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            # AccessDenied: another OS user's server, so not one of ours.
             continue
         if ours and alive:
             leaked.append(process.pid)
