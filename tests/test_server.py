@@ -108,8 +108,13 @@ def test_server_stop_twice_is_harmless():
 
 CHILD_SCRIPT = textwrap.dedent(
     """
+    import signal
     import time
     from session_sweeper.server import ThrowawayServer
+
+    # A shell's background job inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler. Install it, as a terminal would.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     with ThrowawayServer(preload_pg_cron=False) as server:
         print(server.pid, server.base_dir, flush=True)
