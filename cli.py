@@ -13,7 +13,7 @@ import psycopg
 from session_sweeper import migrate as migrations
 from session_sweeper.dsn import ConnectError, Dsn, DsnError, first_line
 from session_sweeper.status import check
-from session_sweeper.sweep import run_sweep
+from session_sweeper.sweep import plural, run_sweep
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -138,8 +138,10 @@ def sweep(dsn: Dsn) -> None:
         raise _fail(str(error)) from None
     except psycopg.Error as error:
         raise _database_error(dsn, error) from None
-    noun = "session" if result.interrupted == 1 else "sessions"
-    click.echo(f"Interrupted {result.interrupted} stale {noun} in {result.batches} batches.")
+    click.echo(
+        f"Interrupted {plural(result.interrupted, 'stale session')}"
+        f" in {plural(result.batches, 'batch')}."
+    )
 
 
 def _json_default(value):
@@ -231,9 +233,20 @@ def demo() -> None:
     It needs the PostgreSQL 15 server and postgresql-15-cron installed, and
     removes the server when it ends. Example: session-sweeper demo
     """
-    from session_sweeper.demo import run_demo
-
-    run_demo(click.echo)
+    try:
+        from session_sweeper.demo import run_demo
+        from session_sweeper.server import ServerSetupError
+    except ImportError as error:
+        raise _fail(
+            f"the demo needs the demo extra: {error}",
+            "pip install -e '.[demo]', or run make demo",
+        ) from None
+    try:
+        run_demo(click.echo)
+    except ServerSetupError as error:
+        raise _fail(str(error)) from None
+    except (TimeoutError, migrations.MigrationError) as error:
+        raise _fail(str(error), getattr(error, "hint", None)) from None
 
 
 if __name__ == "__main__":

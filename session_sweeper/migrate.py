@@ -106,7 +106,7 @@ def apply_migrations(dsn: Dsn | str, lock_timeout: float = LOCK_TIMEOUT) -> list
     done: list[str] = []
     with backend, _locked(backend, dsn, lock_timeout):
         for migration in backend.to_apply(read_migrations(str(MIGRATIONS_DIR))):
-            _run(lambda: backend.apply_one(migration), dsn, migration)
+            _run(lambda m=migration: backend.apply_one(m), dsn, migration)
             done.append(migration.id)
             logger.info("applied %s", migration.id)
     return done
@@ -132,7 +132,7 @@ def rollback_migrations(
     with backend, _locked(backend, dsn, lock_timeout):
         latest_first = list(backend.to_rollback(read_migrations(str(MIGRATIONS_DIR))))
         for migration in latest_first[:count]:
-            _run(lambda: backend.rollback_one(migration), dsn, migration)
+            _run(lambda m=migration: backend.rollback_one(m), dsn, migration)
             done.append(migration.id)
             logger.info("rolled back %s", migration.id)
     return done

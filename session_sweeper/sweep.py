@@ -26,3 +26,11 @@ def run_sweep(dsn: Dsn) -> SweepResult:
     with dsn.connect(autocommit=True) as conn:
         interrupted, batches = conn.execute(sweep_command()).fetchone()
     return SweepResult(interrupted, batches)
+
+
+def plural(count: int, noun: str) -> str:
+    """Return '1 batch' or '3 batches', for the nouns this tool prints."""
+    if count == 1:
+        return f"1 {noun}"
+    suffix = "es" if noun.endswith(("s", "ch")) else "s"
+    return f"{count} {noun}{suffix}"

@@ -22,7 +22,7 @@ CRON_DATABASE = "sweeper"
 
 # Tables emptied before each test, in one truncate so foreign keys between
 # them do not matter.
-DATA_TABLES = ("learning.reading_events", "learning.sessions")
+DATA_TABLES = ("learning.reading_events", "learning.sessions", "learning.sweep_runs")
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +64,10 @@ def reset_data(conn: psycopg.Connection) -> None:
         conn.execute(sql.SQL("truncate {} restart identity cascade").format(tables))
 
     if _table_exists(conn, "learning.settings"):
-        conn.execute("update learning.settings set idle_timeout = '30 minutes'")
+        conn.execute(
+            "update learning.settings"
+            " set idle_timeout = '30 minutes', sweep_batch_size = 1000"
+        )
 
 
 def _table_exists(conn: psycopg.Connection, name: str) -> bool:
