@@ -49,6 +49,13 @@ def _database_error(dsn: Dsn, error: psycopg.Error) -> click.ClickException:
     )
 
 
+def _print_ids(heading: str, migration_ids: list[str]) -> None:
+    if migration_ids:
+        click.echo(heading)
+        for migration_id in migration_ids:
+            click.echo(f"  {migration_id}")
+
+
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.option("-v", "--verbose", is_flag=True, help="Log each step to stderr.")
 def main(verbose: bool) -> None:
@@ -68,14 +75,14 @@ def migrate(dsn: Dsn) -> None:
     """
     try:
         done = migrations.apply_migrations(dsn)
-    except (ConnectError, migrations.MigrationError) as error:
-        raise _fail(str(error), getattr(error, "hint", None)) from None
+    except ConnectError as error:
+        raise _fail(str(error)) from None
+    except migrations.MigrationError as error:
+        _print_ids("Applied:", error.done)
+        raise _fail(str(error), error.hint) from None
     if not done:
         click.echo("Nothing to apply: the database is up to date.")
-        return
-    click.echo("Applied:")
-    for migration_id in done:
-        click.echo(f"  {migration_id}")
+    _print_ids("Applied:", done)
 
 
 @main.command()
@@ -95,14 +102,14 @@ def rollback(dsn: Dsn, count: int, all_: bool, drop_data: bool) -> None:
         done = migrations.rollback_migrations(
             dsn, count=None if all_ else count, drop_data=drop_data
         )
-    except (ConnectError, migrations.MigrationError) as error:
-        raise _fail(str(error), getattr(error, "hint", None)) from None
+    except ConnectError as error:
+        raise _fail(str(error)) from None
+    except migrations.MigrationError as error:
+        _print_ids("Rolled back:", error.done)
+        raise _fail(str(error), error.hint) from None
     if not done:
         click.echo("Nothing to roll back: no migration is applied.")
-        return
-    click.echo("Rolled back:")
-    for migration_id in done:
-        click.echo(f"  {migration_id}")
+    _print_ids("Rolled back:", done)
 
 
 @main.command("break-lock")

@@ -20,12 +20,19 @@ logger = logging.getLogger(__name__)
 LOCK_TIMEOUT = 30
 
 
-class MigrationError(RuntimeError):
-    """A migration step that failed, with PostgreSQL's hint when it gave one."""
+TABLES_MIGRATION = "0001_create_learning_tables"
 
-    def __init__(self, message: str, hint: str | None = None):
+
+class MigrationError(RuntimeError):
+    """A migration step that failed, with PostgreSQL's hint when it gave one.
+
+    done lists the migrations that were applied or rolled back before it failed.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, done: list[str] | None = None):
         super().__init__(message)
         self.hint = hint
+        self.done = done or []
 
 
 @dataclass
@@ -106,10 +113,38 @@ def apply_migrations(dsn: Dsn | str, lock_timeout: float = LOCK_TIMEOUT) -> list
     done: list[str] = []
     with backend, _locked(backend, dsn, lock_timeout):
         for migration in backend.to_apply(read_migrations(str(MIGRATIONS_DIR))):
-            _run(lambda m=migration: backend.apply_one(m), dsn, migration)
+            try:
+                _run(lambda m=migration: backend.apply_one(m), dsn, migration)
+            except MigrationError as error:
+                error.done = done
+                raise
             done.append(migration.id)
             logger.info("applied %s", migration.id)
     return done
+
+
+def _check_data_kept(backend, dsn: Dsn, migrations: list) -> None:
+    """Raise before anything is rolled back when the tables' rollback would refuse.
+
+    The rollback script of the tables makes the same check, so this only saves
+    rolling back the later migrations first for nothing.
+    """
+    if TABLES_MIGRATION not in [m.id for m in migrations]:
+        return
+    found = backend.execute("select to_regclass('learning.sessions') is not null")
+    if not found.fetchone()[0]:
+        return
+    cursor = backend.execute(
+        "select (select count(*) from learning.sessions),"
+        " (select count(*) from learning.reading_events)"
+    )
+    sessions, events = cursor.fetchone()
+    if sessions or events:
+        raise MigrationError(
+            f"rollback would drop {sessions} sessions and {events} reading events,"
+            " so nothing was rolled back",
+            hint="Back the rows up first, then run the rollback again with --drop-data.",
+        )
 
 
 def rollback_migrations(
@@ -131,8 +166,15 @@ def rollback_migrations(
     done: list[str] = []
     with backend, _locked(backend, dsn, lock_timeout):
         latest_first = list(backend.to_rollback(read_migrations(str(MIGRATIONS_DIR))))
-        for migration in latest_first[:count]:
-            _run(lambda m=migration: backend.rollback_one(m), dsn, migration)
+        targets = latest_first[:count]
+        if not drop_data:
+            _check_data_kept(backend, dsn, targets)
+        for migration in targets:
+            try:
+                _run(lambda m=migration: backend.rollback_one(m), dsn, migration)
+            except MigrationError as error:
+                error.done = done
+                raise
             done.append(migration.id)
             logger.info("rolled back %s", migration.id)
     return done
