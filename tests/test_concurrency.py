@@ -252,7 +252,7 @@ def test_sweep_skips_session_held_by_insert(one_minute_timeout, sweeper_dsn):
         sweep_conn.execute("set lock_timeout = '200ms'")
         sweep_conn.execute("set statement_timeout = '5s'")
         started = time.monotonic()
-        interrupted, batches = sweep_conn.execute(
+        interrupted, _batches = sweep_conn.execute(
             "call learning.sweep_stale_sessions()"
         ).fetchone()
         sweep_seconds = time.monotonic() - started
