@@ -1,0 +1,205 @@
+"""The statement-level trigger on learning.reading_events, for batches and COPY.
+
+Each test seeds and checks inside one transaction, where now() stays fixed
+and the real pg_cron job of `sweeper` cannot see the rows.
+"""
+
+import psycopg
+from psycopg.rows import dict_row
+
+
+def add_session(
+    conn: psycopg.Connection,
+    user_id: str,
+    idle: str = "0 seconds",
+    status: str = "active",
+) -> int:
+    """Insert a session whose last event was `idle` ago and return its id."""
+    return conn.execute(
+        """
+        insert into learning.sessions (user_id, status, started_at, last_event_at, ended_at)
+        select %(user_id)s, %(status)s, t.at, t.at,
+            case when %(status)s <> 'active' then t.at end
+        from (select now() - %(idle)s::interval as at) as t
+        returning id
+        """,
+        {"user_id": user_id, "idle": idle, "status": status},
+    ).fetchone()[0]
+
+
+def insert_events(conn: psycopg.Connection, events: list[tuple[int, str]]) -> None:
+    """Insert (session_id, user_id) events in one multi-row INSERT statement."""
+    conn.execute(
+        """
+        insert into learning.reading_events (session_id, user_id, event_type, occurred_at)
+        select e.session_id, e.user_id, 'page_view', now() - interval '1 day'
+        from unnest(%s::bigint[], %s::text[]) as e (session_id, user_id)
+        """,
+        [[event[0] for event in events], [event[1] for event in events]],
+    )
+
+
+def sessions(conn: psycopg.Connection) -> dict[int, dict]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute("select *, now() as now from learning.sessions").fetchall()
+    return {row["id"]: row for row in rows}
+
+
+def updates_in_transaction(conn: psycopg.Connection) -> int:
+    """Return the row updates on learning.sessions made so far in this transaction."""
+    return conn.execute(
+        "select pg_stat_get_xact_tuples_updated('learning.sessions'::regclass)"
+    ).fetchone()[0]
+
+
+def event_count(conn: psycopg.Connection) -> int:
+    return conn.execute("select count(*) from learning.reading_events").fetchone()[0]
+
+
+def test_trigger_multi_row_insert_for_several_users(db):
+    with db.transaction():
+        a_named = add_session(db, "a", idle="10 minutes")
+        a_stale = add_session(db, "a", idle="2 hours")
+        b_named = add_session(db, "b", idle="20 minutes")
+        b_stale = add_session(db, "b", idle="40 minutes")
+        b_fresh = add_session(db, "b", idle="5 minutes")
+        c_stale = add_session(db, "c", idle="2 hours")
+        before = sessions(db)
+        updates_before = updates_in_transaction(db)
+
+        insert_events(
+            db,
+            [
+                (a_named, "a"),
+                (b_named, "b"),
+                (a_named, "a"),
+                (b_named, "b"),
+                (a_named, "a"),
+            ],
+        )
+
+        after = sessions(db)
+        updates = updates_in_transaction(db) - updates_before
+        events = event_count(db)
+
+    assert events == 5, "every event of the batch must be stored"
+    for named in (a_named, b_named):
+        assert after[named]["status"] == "active", (
+            f"named session {named} was interrupted"
+        )
+        assert after[named]["last_event_at"] == after[named]["now"], (
+            f"named session {named} was not touched to the server's time"
+        )
+    for stale in (a_stale, b_stale):
+        assert after[stale]["status"] == "interrupted", (
+            f"stale session {stale} of an inserting user stayed active"
+        )
+        assert after[stale]["ended_at"] == before[stale]["last_event_at"], (
+            f"stale session {stale} must end at its last event"
+        )
+    assert after[b_fresh] == before[b_fresh], (
+        "a fresh session that no event names changed"
+    )
+    assert after[c_stale] == before[c_stale], (
+        "a stale session of a user with no event in the batch changed"
+    )
+    assert updates == 4, (
+        "the batch must update each named session once and each stale session once"
+    )
+
+
+def test_trigger_copy_touches_and_interrupts(db):
+    with db.transaction():
+        a_named = add_session(db, "a", idle="10 minutes")
+        a_stale = add_session(db, "a", idle="2 hours")
+        b_named = add_session(db, "b", idle="10 minutes")
+        c_stale = add_session(db, "c", idle="2 hours")
+        before = sessions(db)
+
+        with (
+            db.cursor() as cur,
+            cur.copy(
+                "copy learning.reading_events"
+                " (session_id, user_id, event_type, occurred_at) from stdin"
+            ) as copy,
+        ):
+            for session_id, user_id in [(a_named, "a"), (b_named, "b")] * 3:
+                copy.write_row((session_id, user_id, "page_view", "1970-01-01 00:00Z"))
+
+        after = sessions(db)
+        events = event_count(db)
+
+    assert events == 6, "every copied event must be stored"
+    for named in (a_named, b_named):
+        assert after[named]["last_event_at"] == after[named]["now"], (
+            f"COPY did not touch session {named}"
+        )
+    assert after[a_stale]["status"] == "interrupted", (
+        "COPY did not interrupt the stale session of a copying user"
+    )
+    assert after[c_stale] == before[c_stale], "COPY changed a session of another user"
+
+
+def test_trigger_batch_revives_named_stale_session(db):
+    """An event for a stale session that is still active wins: the session stays active."""
+    with db.transaction():
+        revived = add_session(db, "a", idle="2 hours")
+        stale = add_session(db, "a", idle="3 hours")
+        before = sessions(db)
+
+        insert_events(db, [(revived, "a"), (revived, "a")])
+
+        after = sessions(db)
+
+    assert after[revived]["status"] == "active", (
+        "the trigger interrupted a session that the batch names"
+    )
+    assert after[revived]["last_event_at"] == after[revived]["now"], (
+        "the named stale session was not touched"
+    )
+    assert after[revived]["ended_at"] is None, "an active session must have no ended_at"
+    assert after[stale]["status"] == "interrupted", (
+        "the user's other stale session stayed active"
+    )
+    assert after[stale]["ended_at"] == before[stale]["last_event_at"], (
+        "the other stale session must end at its last event"
+    )
+
+
+def test_trigger_batch_with_final_session_keeps_it(db):
+    with db.transaction():
+        active = add_session(db, "a", idle="10 minutes")
+        completed = add_session(db, "a", idle="2 hours", status="completed")
+        interrupted = add_session(db, "a", idle="2 hours", status="interrupted")
+        before = sessions(db)
+
+        insert_events(db, [(active, "a"), (completed, "a"), (interrupted, "a")])
+
+        after = sessions(db)
+        events = event_count(db)
+
+    assert events == 3, "events for final sessions must be stored with the rest"
+    assert after[active]["last_event_at"] == after[active]["now"], (
+        "the active session of the batch was not touched"
+    )
+    assert after[completed] == before[completed], "an event changed a completed session"
+    assert after[interrupted] == before[interrupted], (
+        "an event changed an interrupted session"
+    )
+
+
+def test_trigger_empty_insert_changes_nothing(db):
+    with db.transaction():
+        stale = add_session(db, "a", idle="2 hours")
+        before = sessions(db)
+
+        db.execute(
+            "insert into learning.reading_events"
+            " (session_id, user_id, event_type, occurred_at)"
+            " select session_id, user_id, event_type, occurred_at"
+            " from learning.reading_events where false"
+        )
+
+        after = sessions(db)
+
+    assert after[stale] == before[stale], "an insert of no rows changed a session"
