@@ -40,14 +40,36 @@ $$;
 
 create extension if not exists pg_cron;
 
--- cron.schedule with a job name updates the job of that name, so applying this again
--- keeps one job.
+-- cron.schedule updates the job of the same name and user, so a migrate by a second role
+-- would add a second job. The job is found by name alone instead, and updated by id.
 do $$
+declare
+    v_jobid bigint;
 begin
-    perform cron.schedule(
-        'interrupt-stale-sessions',
-        '*/10 * * * *', -- every 10 minutes
-        'call learning.sweep_stale_sessions()'
+    select pg_catalog.min(j.jobid)
+    into v_jobid
+    from cron.job as j
+    where j.jobname = 'interrupt-stale-sessions';
+
+    if v_jobid is null then
+        perform cron.schedule(
+            'interrupt-stale-sessions',
+            '*/10 * * * *', -- every 10 minutes
+            'call learning.sweep_stale_sessions()'
+        );
+        return;
+    end if;
+
+    -- Active and the owner stay as an operator set them.
+    perform cron.alter_job(
+        v_jobid,
+        schedule => '*/10 * * * *', -- every 10 minutes
+        command => 'call learning.sweep_stale_sessions()',
+        database => pg_catalog.current_database()
     );
+    perform cron.unschedule(j.jobid)
+    from cron.job as j
+    where j.jobname = 'interrupt-stale-sessions'
+        and j.jobid <> v_jobid;
 end
 $$;
