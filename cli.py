@@ -66,15 +66,23 @@ def main(verbose: bool) -> None:
     )
 
 
+lock_timeout_option = click.option(
+    "--lock-timeout", type=click.FloatRange(min=0), default=migrations.LOCK_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for another migrate or rollback to release the migration lock.",
+)
+
+
 @main.command()
 @dsn_option
-def migrate(dsn: Dsn) -> None:
+@lock_timeout_option
+def migrate(dsn: Dsn, lock_timeout: float) -> None:
     """Apply the pending migrations.
 
     Example: session-sweeper migrate --dsn postgresql://app@localhost/app
     """
     try:
-        done = migrations.apply_migrations(dsn)
+        done = migrations.apply_migrations(dsn, lock_timeout=lock_timeout)
     except ConnectError as error:
         raise _fail(str(error)) from None
     except migrations.MigrationError as error:
@@ -92,7 +100,8 @@ def migrate(dsn: Dsn) -> None:
 @click.option("--all", "all_", is_flag=True, help="Roll back every applied migration.")
 @click.option("--drop-data", is_flag=True,
               help="Allow the rollback to drop tables that hold sessions or events.")
-def rollback(dsn: Dsn, count: int, all_: bool, drop_data: bool) -> None:
+@lock_timeout_option
+def rollback(dsn: Dsn, count: int, all_: bool, drop_data: bool, lock_timeout: float) -> None:
     """Roll back the latest migration, or --count N, or --all.
 
     The rollback of the tables refuses while they hold rows, unless --drop-data
@@ -100,7 +109,7 @@ def rollback(dsn: Dsn, count: int, all_: bool, drop_data: bool) -> None:
     """
     try:
         done = migrations.rollback_migrations(
-            dsn, count=None if all_ else count, drop_data=drop_data
+            dsn, count=None if all_ else count, drop_data=drop_data, lock_timeout=lock_timeout
         )
     except ConnectError as error:
         raise _fail(str(error)) from None
@@ -114,16 +123,21 @@ def rollback(dsn: Dsn, count: int, all_: bool, drop_data: bool) -> None:
 
 @main.command("break-lock")
 @dsn_option
-def break_lock(dsn: Dsn) -> None:
+@click.option("--force", is_flag=True,
+              help="Remove the lock even when its pid runs on this host.")
+def break_lock(dsn: Dsn, force: bool) -> None:
     """Remove the migration lock that a killed migrate left behind.
 
-    Run it only when no migrate or rollback is running. Example:
-    session-sweeper break-lock
+    It keeps the lock while the process that took it runs on this host. A
+    process on another host cannot be checked, so run it only when no migrate
+    or rollback is running. Example: session-sweeper break-lock
     """
     try:
-        removed = migrations.break_lock(dsn)
+        removed = migrations.break_lock(dsn, force=force)
     except ConnectError as error:
         raise _fail(str(error)) from None
+    except migrations.MigrationError as error:
+        raise _fail(str(error), error.hint) from None
     except psycopg.errors.UndefinedTable:
         removed = []
     if not removed:
