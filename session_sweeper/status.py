@@ -142,6 +142,26 @@ def _check_runs(conn, report: Report, job: dict, now: datetime, runs: int) -> No
         )
 
 
+def _pg_cron_missing(conn: psycopg.Connection) -> str:
+    """Return what keeps pg_cron out of this database, and the fix."""
+    setup = _one(conn, read_sql("pg_cron_setup"))
+    database = setup["database"]
+    if not setup["available"]:
+        return "pg_cron is not installed on this server: install postgresql-15-cron"
+    if not setup["preloaded"]:
+        return (
+            "pg_cron is not in shared_preload_libraries: add it, set cron.database_name"
+            f" = '{database}' and restart PostgreSQL"
+        )
+    cron_database = setup["cron_database"] or "postgres"
+    if cron_database != database:
+        return (
+            f"pg_cron runs in database {cron_database}, not in {database}: set"
+            f" cron.database_name = '{database}' and restart PostgreSQL"
+        )
+    return f"pg_cron is not installed in database {database}: run 'session-sweeper migrate'"
+
+
 def check(dsn: Dsn, runs: int = 5) -> Report:
     """Collect the job, its runs, the stale sessions and the settings, and judge them.
 
@@ -165,8 +185,7 @@ def check(dsn: Dsn, runs: int = 5) -> Report:
 
         if not _exists(conn, "cron.job"):
             report.problem(
-                f"pg_cron is not installed in database {conn.info.dbname}, so nothing "
-                "sweeps users who never come back: run 'session-sweeper migrate'"
+                f"{_pg_cron_missing(conn)}, so nothing sweeps users who never come back"
             )
             return report
 
