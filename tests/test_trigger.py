@@ -4,8 +4,15 @@ Each test seeds and checks inside one transaction, where now() stays fixed
 and the real pg_cron job of `sweeper` cannot see the rows.
 """
 
+import random
+import threading
+import time
+
 import psycopg
 from psycopg.rows import dict_row
+
+# How long the concurrency test runs when nothing fails.
+CONCURRENCY_SECONDS = 3
 
 
 def add_session(
@@ -203,3 +210,47 @@ def test_trigger_empty_insert_changes_nothing(db):
         after = sessions(db)
 
     assert after[stale] == before[stale], "an insert of no rows changed a session"
+
+
+def test_trigger_concurrent_batches_do_not_deadlock(db, sweeper_dsn):
+    """Inserts naming the same sessions in any order must queue for the locks, not deadlock.
+
+    Four connections insert batches that name random subsets of one user's
+    sessions in shuffled order, for a few seconds or until the first error.
+    """
+    session_ids = [add_session(db, "u1") for _ in range(8)]
+    deadline = time.monotonic() + CONCURRENCY_SECONDS
+    failures: list[str] = []
+    batches = [0]
+
+    def insert_batches(seed: int) -> None:
+        rnd = random.Random(seed)
+        with psycopg.connect(sweeper_dsn) as conn:
+            # Detect a deadlock after 100 ms instead of the default 1 s.
+            conn.execute("set deadlock_timeout = '100ms'")
+            conn.commit()
+            while time.monotonic() < deadline and not failures:
+                named = rnd.sample(session_ids, rnd.randint(2, len(session_ids)))
+                try:
+                    insert_events(conn, [(session_id, "u1") for session_id in named])
+                    conn.execute("select pg_sleep(0.001)")
+                    conn.commit()
+                    batches[0] += 1
+                except psycopg.Error as error:
+                    conn.rollback()
+                    failures.append(
+                        f"{type(error).__name__}: {error.diag.message_detail}"
+                    )
+
+    threads = [
+        threading.Thread(target=insert_batches, args=(seed,)) for seed in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=CONCURRENCY_SECONDS + 30)
+
+    assert failures == [], (
+        f"concurrent event inserts failed after {batches[0]} batches: {failures[0]}"
+    )
+    assert batches[0] > 0, "no batch was committed"
