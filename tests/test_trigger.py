@@ -1,11 +1,19 @@
 """The statement-level trigger on learning.reading_events, for batches and COPY.
 
-Each test seeds and checks inside one transaction, where now() stays fixed
-and the real pg_cron job of `sweeper` cannot see the rows.
+Most tests seed and check inside one transaction, where now() stays fixed
+and the real pg_cron job of `sweeper` cannot see the rows. The concurrency
+tests commit, because they need a second connection to see the rows.
 """
+
+import random
+import threading
+import time
 
 import psycopg
 from psycopg.rows import dict_row
+
+# How long the concurrency test runs when nothing fails.
+CONCURRENCY_SECONDS = 3
 
 
 def add_session(
@@ -203,3 +211,146 @@ def test_trigger_empty_insert_changes_nothing(db):
         after = sessions(db)
 
     assert after[stale] == before[stale], "an insert of no rows changed a session"
+
+
+def test_trigger_concurrent_batches_do_not_deadlock(db, sweeper_dsn):
+    """Inserts naming the same sessions in any order must queue for the locks, not deadlock.
+
+    Four connections insert batches that name random subsets of one user's
+    sessions in shuffled order, for a few seconds or until the first error.
+    """
+    session_ids = [add_session(db, "u1") for _ in range(8)]
+    deadline = time.monotonic() + CONCURRENCY_SECONDS
+    failures: list[str] = []
+    batches = [0]
+
+    def insert_batches(seed: int) -> None:
+        rng = random.Random(seed)
+        with psycopg.connect(sweeper_dsn) as conn:
+            # Detect a deadlock after 100 ms instead of the default 1 s.
+            conn.execute("set deadlock_timeout = '100ms'")
+            conn.commit()
+            while time.monotonic() < deadline and not failures:
+                named = rng.sample(session_ids, rng.randint(2, len(session_ids)))
+                try:
+                    insert_events(conn, [(session_id, "u1") for session_id in named])
+                    conn.execute("select pg_sleep(0.001)")
+                    conn.commit()
+                    batches[0] += 1
+                except psycopg.Error as error:
+                    conn.rollback()
+                    failures.append(
+                        f"{type(error).__name__}: {error.diag.message_detail}"
+                    )
+
+    threads = [
+        threading.Thread(target=insert_batches, args=(seed,)) for seed in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=CONCURRENCY_SECONDS + 30)
+
+    assert failures == [], (
+        f"concurrent event inserts failed after {batches[0]} batches: {failures[0]}"
+    )
+    assert batches[0] > 0, "no batch was committed"
+
+
+def backend_waits_for_lock(conn: psycopg.Connection, pid: int) -> bool:
+    row = conn.execute(
+        "select wait_event_type = 'Lock' from pg_stat_activity where pid = %s", [pid]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def test_sweep_skips_session_an_insert_holds(db, sweeper_dsn):
+    """The event wins: the sweep skips the row an uncommitted insert touched, without waiting."""
+    held = add_session(db, "u1", idle="2 hours")
+    other = add_session(db, "u2", idle="2 hours")
+
+    with psycopg.connect(sweeper_dsn) as writer:
+        insert_events(writer, [(held, "u1")])
+        # A wait would fail after 2 s instead of hanging the test.
+        db.execute("set lock_timeout = '2s'")
+        try:
+            interrupted, _ = db.execute(
+                "call learning.sweep_stale_sessions()"
+            ).fetchone()
+        finally:
+            db.execute("reset lock_timeout")
+        writer.commit()
+
+    after = sessions(db)
+    assert interrupted == 1, "the sweep must interrupt only the session nobody holds"
+    assert after[other]["status"] == "interrupted", (
+        "the sweep skipped a free stale session"
+    )
+    assert after[held]["status"] == "active", (
+        "the session of a committed event must stay active"
+    )
+    assert after[held]["ended_at"] is None, "an active session must have no ended_at"
+
+
+def test_trigger_cleanup_skips_session_another_insert_holds(db, sweeper_dsn):
+    """The cleanup of one insert never waits for a session that another insert touches."""
+    current = add_session(db, "u1")
+    held = add_session(db, "u1", idle="2 hours")
+
+    with psycopg.connect(sweeper_dsn) as writer:
+        insert_events(writer, [(held, "u1")])
+        db.execute("set lock_timeout = '2s'")
+        try:
+            insert_events(db, [(current, "u1")])
+        finally:
+            db.execute("reset lock_timeout")
+        writer.commit()
+
+    after = sessions(db)
+    assert after[held]["status"] == "active", (
+        "the cleanup interrupted a session that another insert was touching"
+    )
+    assert event_count(db) == 2, "both inserts must store their events"
+
+
+def test_insert_waits_for_interrupt_then_keeps_it(db, sweeper_dsn):
+    """The interrupt wins: an insert for a session being interrupted waits, then stores its event."""
+    session_id = add_session(db, "u1", idle="2 hours")
+    before = sessions(db)[session_id]
+    failures: list[BaseException] = []
+
+    with psycopg.connect(sweeper_dsn) as interrupter:
+        interrupter.execute("select learning.interrupt_stale_sessions('u1')")
+
+        with psycopg.connect(sweeper_dsn, autocommit=True) as writer:
+            writer_pid = writer.info.backend_pid
+
+            def insert() -> None:
+                try:
+                    insert_events(writer, [(session_id, "u1")])
+                except psycopg.Error as error:
+                    failures.append(error)
+
+            thread = threading.Thread(target=insert)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while not backend_waits_for_lock(db, writer_pid):
+                assert time.monotonic() < deadline, (
+                    "the insert never waited for the lock"
+                )
+                time.sleep(0.05)
+            interrupter.commit()
+            thread.join(timeout=10)
+
+    after = sessions(db)[session_id]
+    assert failures == [], f"the insert failed: {failures!r}"
+    assert event_count(db) == 1, "the event for the interrupted session must be stored"
+    assert after["status"] == "interrupted", (
+        "a late event reopened an interrupted session"
+    )
+    assert after["ended_at"] == before["last_event_at"], (
+        "ended_at must stay the last event before the interrupt"
+    )
+    assert after["last_event_at"] == before["last_event_at"], (
+        "a late event moved the clock of an interrupted session"
+    )
