@@ -222,7 +222,11 @@ def rollback_migrations(
     dsn = Dsn(dsn) if isinstance(dsn, str) else dsn
     if drop_data:
         # The rollback scripts read this setting before they drop anything.
-        dsn = dsn.with_params(options="-c session_sweeper.allow_drop_data=on")
+        # Appended, so options that the DSN itself sets still apply.
+        options = (
+            f"{dsn.params.get('options', '')} -c session_sweeper.allow_drop_data=on"
+        )
+        dsn = dsn.with_params(options=options.strip())
     backend = _open_backend(dsn)
     done: list[str] = []
     with backend, _locked(backend, dsn, lock_timeout):

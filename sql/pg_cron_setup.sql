@@ -1,4 +1,4 @@
--- What pg_cron needs on this server: the package, the preload and the database it runs in.
+-- The pg_cron prerequisites on this server: the package, the preload and its database.
 select
     exists (
         select from pg_catalog.pg_available_extensions where name = 'pg_cron'
