@@ -451,6 +451,93 @@ def test_status_old_stale_session_is_unhealthy(sweeper_dsn, db):
     )
     problems = [line for line in output if "the sweep is not keeping up" in line]
     assert len(problems) == 1, "a session stale for 90 minutes must be a problem"
+    assert "1 stale sessions" not in problems[0], (
+        f"one stale session must be counted in the singular: {problems[0]!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    "last_success", [None, "3 hours"], ids=["never", "3-hours-ago"]
+)
+def test_status_overdue_job_is_unhealthy(cron_dsn, last_success):
+    """An install older than two intervals with no recent successful run is a silent job."""
+    run("migrate", "--dsn", cron_dsn)
+    with psycopg.connect(cron_dsn) as conn:
+        conn.execute(
+            "update _yoyo_migration set applied_at_utc = applied_at_utc - interval '4 hours'"
+        )
+        if last_success is not None:
+            conn.execute(
+                """
+                insert into cron.job_run_details
+                    (jobid, runid, job_pid, database, username, command, status,
+                     return_message, start_time, end_time)
+                select j.jobid, nextval('cron.runid_seq'), 4242, j.database, j.username,
+                    j.command, 'succeeded', '1 row',
+                    now() - %s::interval, now() - %s::interval
+                from cron.job as j
+                """,
+                [last_success, last_success],
+            )
+
+    result = run("status", "--dsn", cron_dsn)
+
+    assert result.exit_code == 1, result.output
+    problems = [
+        line
+        for line in lines(result.stdout)
+        if line.startswith("  - no run succeeded within two intervals (20 minutes)")
+    ]
+    assert len(problems) == 1, "a job with no success for hours must be a problem"
+    for garbled in ("was ever", "was since"):
+        assert garbled not in problems[0], (
+            f"the problem must state plainly when the last run succeeded: {problems[0]!r}"
+        )
+
+
+def test_status_prints_run_times_in_utc(sweeper_dsn, db):
+    """The runs table is headed 'start (UTC)', whatever the session's TimeZone is."""
+    runid = db.execute(
+        """
+        insert into cron.job_run_details
+            (jobid, runid, job_pid, database, username, command, status,
+             return_message, start_time, end_time)
+        select j.jobid, nextval('cron.runid_seq'), 4242, j.database, j.username,
+            j.command, 'succeeded', '1 row',
+            '2026-01-02 03:04:05+00', '2026-01-02 03:04:06+00'
+        from cron.job as j
+        where j.jobname = %s
+        returning runid
+        """,
+        [JOB_NAME],
+    ).fetchone()[0]
+    new_york = sweeper_dsn + "?options=-c%20TimeZone%3DAmerica/New_York"
+    try:
+        result = run("status", "--dsn", new_york)
+    finally:
+        db.execute("delete from cron.job_run_details where runid = %s", [runid])
+
+    output = lines(result.stdout)
+    run_lines = [line for line in output if line.lstrip().startswith(f"{runid} ")]
+    assert len(run_lines) == 1, f"run {runid} must be listed: {result.stdout}"
+    assert "2026-01-02 03:04:05" in run_lines[0], (
+        f"a start time under 'start (UTC)' must be in UTC: {run_lines[0]!r}"
+    )
+
+
+def test_status_outside_cron_database_names_it(fresh_dsn):
+    """migrate cannot install pg_cron here, so status must point to cron.database_name."""
+    run("migrate", "--dsn", fresh_dsn)
+
+    result = run("status", "--dsn", fresh_dsn)
+
+    assert result.exit_code == 1, result.output
+    problems = [line for line in lines(result.stdout) if line.startswith("  - ")]
+    assert len(problems) == 1, f"expected one problem: {result.stdout}"
+    assert "cron.database_name" in problems[0], (
+        "the problem must say that pg_cron runs in another database, "
+        f"not only to run migrate: {problems[0]!r}"
+    )
 
 
 def test_status_before_migrate_is_unhealthy(fresh_dsn):
