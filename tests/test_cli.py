@@ -72,15 +72,23 @@ def cron_dsn(throwaway_server) -> str:
     return server.create_database(CYCLE_DATABASE)
 
 
-@pytest.fixture
-def unreachable_dsn() -> str:
+# A password in each place a libpq connection string can carry one.
+UNREACHABLE_DSNS = {
+    "uri": "postgresql://app:{secret}@127.0.0.1:{port}/app?connect_timeout=5",
+    "uri-query": "postgresql://app@127.0.0.1:{port}/app?password={secret}",
+    "key-value": "host=127.0.0.1 port={port} dbname=app user=app password='{secret}'",
+}
+
+
+@pytest.fixture(params=list(UNREACHABLE_DSNS), ids=list(UNREACHABLE_DSNS))
+def unreachable_dsn(request) -> str:
     """Return a DSN with a password for a port on 127.0.0.1 where nothing listens."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # NOTE: another process may bind the port after the probe closes. A server there
     # would reject the login as app, and the commands would still fail to connect.
-    return f"postgresql://app:{SECRET}@127.0.0.1:{port}/app?connect_timeout=5"
+    return UNREACHABLE_DSNS[request.param].format(port=port, secret=SECRET)
 
 
 def seed(dsn: str) -> None:
