@@ -32,7 +32,10 @@ INVALID_DSN_MESSAGE = (
     "Error: Invalid value for '--dsn': invalid connection string: expected a "
     "postgresql:// URI or key=value pairs such as 'host=localhost dbname=app'"
 )
-MISSING_DSN_MESSAGE = "Error: Invalid value for '--dsn': no connection string: pass --dsn or set DATABASE_URL"
+MISSING_DSN_MESSAGE = (
+    "Error: Invalid value for '--dsn': "
+    "no connection string: pass --dsn or set DATABASE_URL"
+)
 # Every command that connects, with the arguments it needs besides --dsn.
 COMMANDS = [["migrate"], ["rollback"], ["break-lock"], ["sweep"], ["status"]]
 COMMAND_IDS = [command[0] for command in COMMANDS]
@@ -468,7 +471,7 @@ def test_status_old_stale_session_is_unhealthy(sweeper_dsn, db):
     "last_success", [None, "3 hours"], ids=["never", "3-hours-ago"]
 )
 def test_status_overdue_job_is_unhealthy(cron_dsn, last_success):
-    """An install older than two intervals with no recent successful run is a silent job."""
+    """An install older than two intervals with no recent success is a silent job."""
     run("migrate", "--dsn", cron_dsn)
     with psycopg.connect(cron_dsn) as conn:
         conn.execute(
@@ -534,7 +537,7 @@ def test_status_prints_run_times_in_utc(sweeper_dsn, db):
 
 
 def test_status_outside_cron_database_names_it(fresh_dsn):
-    """migrate cannot install pg_cron here, so status must point to cron.database_name."""
+    """migrate cannot install pg_cron here, so status must name cron.database_name."""
     run("migrate", "--dsn", fresh_dsn)
 
     result = run("status", "--dsn", fresh_dsn)

@@ -208,7 +208,7 @@ def test_migrate_twice_applies_nothing(cron_dsn):
 
 
 def test_migrate_reapplies_after_lost_records(cron_dsn):
-    """yoyo records a migration after applying it, so a kill in between must be harmless."""
+    """yoyo records a migration after applying it, so a kill in between is harmless."""
     apply_migrations(cron_dsn)
     seed(cron_dsn)
     with psycopg.connect(cron_dsn) as conn:
@@ -229,7 +229,7 @@ def test_migrate_reapplies_after_lost_records(cron_dsn):
 
 
 def test_migrate_concurrent_applies_once(cron_dsn):
-    """Two migrates at once: yoyo's lock lets one apply everything and the other nothing."""
+    """Two migrates at once: one applies everything and the other nothing."""
     results: list[list[str]] = []
     failures: list[BaseException] = []
 

@@ -70,7 +70,7 @@ def get_session(conn: psycopg.Connection, session_id: int) -> dict:
 
 
 def is_server_time(row: dict) -> bool:
-    """Return whether last_event_at lies between the transaction's start and the read."""
+    """Return whether last_event_at lies between the transaction start and the read."""
     return row["now"] <= row["last_event_at"] <= row["clock"]
 
 
@@ -81,7 +81,7 @@ def interrupt(conn: psycopg.Connection, user_id: str | None) -> int:
 
 
 def sweep(conn: psycopg.Connection) -> tuple[int, int]:
-    """Run the job's command on an autocommit connection and return (interrupted, batches)."""
+    """Run the job's command in autocommit mode and return (interrupted, batches)."""
     assert conn.autocommit, "the sweep commits per batch and needs autocommit"
     return tuple(conn.execute("call learning.sweep_stale_sessions()").fetchone())
 
@@ -190,8 +190,8 @@ def test_stale_cutoff_is_now_minus_idle_timeout(db):
     assert row[0] is True, "stale_cutoff() must be now() minus the idle timeout"
 
 
-def test_sweep_boundary_is_strict(db):
-    """The sweep's cutoff comes from the same function, so a fresh session is never stale."""
+def test_sweep_uses_idle_timeout(db):
+    """The sweep has its own now(), so the sessions sit a second either side."""
     exact = add_session(db, "u1", idle="29 minutes 59 seconds")
     over = add_session(db, "u1", idle="30 minutes 1 second")
 
@@ -589,7 +589,7 @@ def test_settings_second_row_is_rejected(db):
 
 
 def seed_mixed(conn: psycopg.Connection) -> dict[str, int]:
-    """Seed fresh, stale, completed and interrupted sessions of two users, with events."""
+    """Seed fresh, stale, completed and interrupted sessions of two users."""
     ids = {
         "fresh": add_session(conn, "u1"),
         "stale": add_session(conn, "u1", idle="2 hours"),
@@ -715,7 +715,7 @@ def test_sweep_second_call_interrupts_nothing(db):
 
 
 def test_sweep_catches_session_started_after_last_event(db):
-    """sweep_key is least(started_at, last_event_at), so a later started_at is still found."""
+    """The sweep finds a stale session whose started_at is after last_event_at."""
     session_id = db.execute(
         """
         insert into learning.sessions (user_id, started_at, last_event_at)

@@ -61,7 +61,7 @@ def stored(row: dict) -> dict:
 
 
 def is_server_time(row: dict) -> bool:
-    """Return whether last_event_at lies between the transaction's start and the read."""
+    """Return whether last_event_at lies between the transaction start and the read."""
     return row["now"] <= row["last_event_at"] <= row["clock"]
 
 
@@ -161,7 +161,7 @@ def test_trigger_copy_touches_and_interrupts(db):
 
 
 def test_trigger_batch_revives_named_stale_session(db):
-    """An event for a stale session that is still active wins: the session stays active."""
+    """An event for a stale but still active session wins: it stays active."""
     with db.transaction():
         revived = add_session(db, "a", idle="2 hours")
         stale = add_session(db, "a", idle="3 hours")
@@ -228,7 +228,7 @@ def test_trigger_empty_insert_changes_nothing(db):
 
 
 def test_trigger_concurrent_batches_do_not_deadlock(db, sweeper_dsn):
-    """Inserts naming the same sessions in any order must queue for the locks, not deadlock.
+    """Inserts naming the same sessions in any order queue for locks, never deadlock.
 
     Four connections insert batches that name random subsets of one user's
     sessions in shuffled order, for a few seconds or until the first error.
@@ -279,7 +279,7 @@ def backend_waits_for_lock(conn: psycopg.Connection, pid: int) -> bool:
 
 
 def test_sweep_skips_session_an_insert_holds(db, sweeper_dsn):
-    """The event wins: the sweep skips the row an uncommitted insert touched, without waiting."""
+    """The event wins: the sweep skips a row an open insert holds, without waiting."""
     held = add_session(db, "u1", idle="2 hours")
     other = add_session(db, "u2", idle="2 hours")
 
@@ -307,7 +307,7 @@ def test_sweep_skips_session_an_insert_holds(db, sweeper_dsn):
 
 
 def test_trigger_cleanup_skips_session_another_insert_holds(db, sweeper_dsn):
-    """The cleanup of one insert never waits for a session that another insert touches."""
+    """The cleanup of one insert never waits for a session another insert holds."""
     current = add_session(db, "u1")
     held = add_session(db, "u1", idle="2 hours")
 
@@ -328,7 +328,7 @@ def test_trigger_cleanup_skips_session_another_insert_holds(db, sweeper_dsn):
 
 
 def test_insert_waits_for_interrupt_then_keeps_it(db, sweeper_dsn):
-    """The interrupt wins: an insert for a session being interrupted waits, then stores its event."""
+    """The interrupt wins: an insert waits for it, then stores its event."""
     session_id = add_session(db, "u1", idle="2 hours")
     before = sessions(db)[session_id]
     failures: list[BaseException] = []
