@@ -4,6 +4,12 @@
 
 do $$
 begin
+    -- With pg_cron in another database, session-sweeper rollback unschedules the job
+    -- over its connection to that database.
+    if pg_catalog.to_regclass('cron.job') is null then
+        return;
+    end if;
+
     if exists (select from cron.job where jobname = 'interrupt-stale-sessions') then
         perform cron.unschedule('interrupt-stale-sessions');
     end if;

@@ -27,23 +27,37 @@ begin
                     || ''' in postgresql.conf, then restart PostgreSQL.';
     end if;
 
-    if v_cron_database is distinct from pg_catalog.current_database() then
+    -- session-sweeper migrate sets session_sweeper.cron_database when it schedules the
+    -- job itself over a second connection to the pg_cron database.
+    if v_cron_database is distinct from pg_catalog.current_database()
+        and pg_catalog.current_setting('session_sweeper.cron_database', true)
+            is distinct from v_cron_database
+    then
         raise exception 'pg_cron runs in database %, not in %',
                 coalesce(v_cron_database, 'postgres'), pg_catalog.current_database()
             using errcode = 'feature_not_supported',
                 hint = 'Set cron.database_name = '''
                     || pg_catalog.current_database()
-                    || ''' in postgresql.conf and restart PostgreSQL.';
+                    || ''' in postgresql.conf and restart PostgreSQL, or run '
+                    'session-sweeper migrate, which schedules the job from database '
+                    || coalesce(v_cron_database, 'postgres') || '.';
     end if;
 end
 $$;
 
-create extension if not exists pg_cron;
-
 -- cron.schedule with a job name updates the job of that name, so applying this again
--- keeps one job.
+-- keeps one job. With pg_cron in another database, session-sweeper migrate creates
+-- the extension there and schedules the job with cron.schedule_in_database.
 do $$
 begin
+    if pg_catalog.current_setting('cron.database_name', true)
+        is distinct from pg_catalog.current_database()
+    then
+        return;
+    end if;
+
+    create extension if not exists pg_cron;
+
     perform cron.schedule(
         'interrupt-stale-sessions',
         '*/10 * * * *', -- every 10 minutes
