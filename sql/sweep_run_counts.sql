@@ -1,0 +1,17 @@
+-- The counts that the sweep recorded in learning.sweep_runs during each pg_cron run.
+-- A sweep run belongs to the pg_cron run whose time span contains its start. The
+-- spans come in as arrays because cron.job_run_details may live in another database.
+-- Each span is one range scan of sweep_runs_started_at_idx.
+-- Parameters: runids, starts, ends (arrays of the same length).
+select
+    w.runid,
+    pg_catalog.sum(sr.interrupted)::integer as interrupted,
+    pg_catalog.sum(sr.batches)::integer as batches,
+    pg_catalog.string_agg(distinct sr.run_by, ', ') as run_by
+from pg_catalog.unnest(
+    %(runids)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[]
+) as w (runid, start_time, end_time)
+join learning.sweep_runs as sr
+    on sr.started_at >= w.start_time
+    and sr.started_at <= coalesce(w.end_time, pg_catalog.now())
+group by w.runid;
