@@ -8,8 +8,10 @@ select
     pg_catalog.sum(sr.interrupted)::integer as interrupted,
     pg_catalog.sum(sr.batches)::integer as batches,
     pg_catalog.string_agg(distinct sr.run_by, ', ') as run_by
-from pg_catalog.unnest(
-    %(runids)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[]
+from rows from (
+    pg_catalog.unnest(%(runids)s::bigint[]),
+    pg_catalog.unnest(%(starts)s::timestamptz[]),
+    pg_catalog.unnest(%(ends)s::timestamptz[])
 ) as w (runid, start_time, end_time)
 join learning.sweep_runs as sr
     on sr.started_at >= w.start_time
