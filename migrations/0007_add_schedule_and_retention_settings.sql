@@ -1,6 +1,11 @@
 -- Add the schedule and retention settings, name the sweep's runner and prune its history
 -- depends: 0005_schedule_sweep_job
 
+-- The sweep and the app use both tables, so wait at most this long for a lock rather
+-- than queue every writer behind this migration. A timeout fails the migration, and
+-- migrate can be run again.
+set local lock_timeout = '10s';
+
 alter table learning.settings
     add column if not exists sweep_schedule text not null default '*/10 * * * *',
     add column if not exists sweep_schedule_changed_at timestamptz,
