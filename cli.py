@@ -12,11 +12,11 @@ import psycopg
 from session_sweeper import config as settings_config
 from session_sweeper import install
 from session_sweeper import migrate as migrations
-from session_sweeper.verify import verify as verify_install
 from session_sweeper.dsn import ConnectError, Dsn, DsnError, first_line
 from session_sweeper.output import json_default, report_lines, settings_lines
 from session_sweeper.status import check
 from session_sweeper.sweep import plural, run_sweep
+from session_sweeper.verify import verify as verify_install
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -115,12 +115,22 @@ def migrate(dsn: Dsn, cron_dsn: Dsn | None) -> None:
 @main.command()
 @dsn_option
 @cron_dsn_option
-@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Number of migrations to roll back, latest first.")
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Number of migrations to roll back, latest first.",
+)
 @click.option("--all", "all_", is_flag=True, help="Roll back every applied migration.")
-@click.option("--drop-data", is_flag=True,
-              help="Allow the rollback to drop tables that hold sessions or events.")
-def rollback(dsn: Dsn, cron_dsn: Dsn | None, count: int, all_: bool, drop_data: bool) -> None:
+@click.option(
+    "--drop-data",
+    is_flag=True,
+    help="Allow the rollback to drop tables that hold sessions or events.",
+)
+def rollback(
+    dsn: Dsn, cron_dsn: Dsn | None, count: int, all_: bool, drop_data: bool
+) -> None:
     """Roll back the latest migration, or --count N, or --all.
 
     The rollback of the tables refuses while they hold rows, unless --drop-data
@@ -160,7 +170,9 @@ def break_lock(dsn: Dsn) -> None:
     if not removed:
         click.echo("No migration lock is held.")
     for pid, ctime in removed:
-        click.echo(f"Removed the lock of process {pid}, taken at {ctime:%Y-%m-%d %H:%M:%S} UTC.")
+        click.echo(
+            f"Removed the lock of process {pid}, taken at {ctime:%Y-%m-%d %H:%M:%S} UTC."
+        )
 
 
 @main.command()
@@ -185,9 +197,16 @@ def sweep(dsn: Dsn) -> None:
 @main.command()
 @dsn_option
 @cron_dsn_option
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.option("--runs", type=click.IntRange(1, 100), default=5, show_default=True,
-              help="Number of recent job runs to show.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the report as one JSON object."
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(1, 100),
+    default=5,
+    show_default=True,
+    help="Number of recent job runs to show.",
+)
 def status(dsn: Dsn, cron_dsn: Dsn | None, as_json: bool, runs: int) -> None:
     """Show the jobs, their recent runs, the stale sessions and the settings.
 

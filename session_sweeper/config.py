@@ -35,18 +35,41 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("idle_timeout", "idle-timeout", "30 minutes", "1 minute to 7 days",
-            "An active session with no event for longer than this is stale."),
-    Setting("sweep_batch_size", "batch-size", "1000", "1 to 100000",
-            "Sessions the sweep interrupts in one transaction."),
-    Setting("sweep_schedule", "schedule", "*/10 * * * *",
-            "a five-field cron schedule whose longest gap is 1 minute to 1 day",
-            "When pg_cron runs the sweep, in UTC."),
-    Setting("run_history_retention", "run-history-retention", "30 days", "3 days to 365 days",
-            "The sweep deletes its learning.sweep_runs rows older than this."),
-    Setting("run_details_retention", "run-details-retention", "14 days",
-            "3 days to 365 days",
-            "purge-sweep-run-details deletes the jobs' cron.job_run_details rows older than this."),
+    Setting(
+        "idle_timeout",
+        "idle-timeout",
+        "30 minutes",
+        "1 minute to 7 days",
+        "An active session with no event for longer than this is stale.",
+    ),
+    Setting(
+        "sweep_batch_size",
+        "batch-size",
+        "1000",
+        "1 to 100000",
+        "Sessions the sweep interrupts in one transaction.",
+    ),
+    Setting(
+        "sweep_schedule",
+        "schedule",
+        "*/10 * * * *",
+        "a five-field cron schedule whose longest gap is 1 minute to 1 day",
+        "When pg_cron runs the sweep, in UTC.",
+    ),
+    Setting(
+        "run_history_retention",
+        "run-history-retention",
+        "30 days",
+        "3 days to 365 days",
+        "The sweep deletes its learning.sweep_runs rows older than this.",
+    ),
+    Setting(
+        "run_details_retention",
+        "run-details-retention",
+        "14 days",
+        "3 days to 365 days",
+        "purge-sweep-run-details deletes the jobs' cron.job_run_details rows older than this.",
+    ),
 )
 BY_COLUMN = {s.column: s for s in SETTINGS}
 # Settings that pg_cron's jobs carry too.
@@ -83,7 +106,9 @@ def read_settings(conn: psycopg.Connection) -> dict:
 
 def _update(conn: psycopg.Connection, column: str, value: str) -> None:
     setting = BY_COLUMN[column]
-    query = sql.SQL("update learning.settings set {} = %s").format(sql.Identifier(column))
+    query = sql.SQL("update learning.settings set {} = %s").format(
+        sql.Identifier(column)
+    )
     try:
         with conn.transaction():
             conn.execute(query, [value])
@@ -111,7 +136,10 @@ def apply_settings(
     if unknown:
         raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
 
-    with cron.open_connections(dsn, cron_dsn, autocommit=False) as (app_conn, cron_conn):
+    with cron.open_connections(dsn, cron_dsn, autocommit=False) as (
+        app_conn,
+        cron_conn,
+    ):
         for column, value in changes.items():
             _update(app_conn, column, value)
         jobs = []

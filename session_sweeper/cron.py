@@ -91,7 +91,9 @@ def is_separate(app_conn: psycopg.Connection, cron_conn: psycopg.Connection) -> 
 
 
 def has_pg_cron(conn: psycopg.Connection) -> bool:
-    row = conn.execute("select pg_catalog.to_regclass('cron.job') is not null").fetchone()
+    row = conn.execute(
+        "select pg_catalog.to_regclass('cron.job') is not null"
+    ).fetchone()
     return bool(row[0])
 
 
@@ -103,7 +105,9 @@ def purge_command(conn: psycopg.Connection, retention: str) -> str:
     return body.strip().replace("{retention}", literal)
 
 
-def wanted_jobs(app_conn: psycopg.Connection, cron_conn: psycopg.Connection) -> list[JobSpec]:
+def wanted_jobs(
+    app_conn: psycopg.Connection, cron_conn: psycopg.Connection
+) -> list[JobSpec]:
     """Return the two jobs as the settings in the app database define them."""
     row = app_conn.execute(read_sql("settings")).fetchone()
     settings = row[0] if row else {}
@@ -113,7 +117,12 @@ def wanted_jobs(app_conn: psycopg.Connection, cron_conn: psycopg.Connection) -> 
     return [
         JobSpec(SWEEP_JOB, schedule, sweep_command(), database),
         # The purge reads only pg_cron's tables, so it runs in pg_cron's database.
-        JobSpec(PURGE_JOB, PURGE_SCHEDULE, purge_command(cron_conn, retention), cron_conn.info.dbname),
+        JobSpec(
+            PURGE_JOB,
+            PURGE_SCHEDULE,
+            purge_command(cron_conn, retention),
+            cron_conn.info.dbname,
+        ),
     ]
 
 
@@ -147,11 +156,15 @@ def upsert_job(cron_conn: psycopg.Connection, spec: JobSpec) -> bool:
         "select cron.alter_job(%s, schedule => %s, command => %s, database => %s)",
         [job["jobid"], spec.schedule, spec.command, spec.database],
     )
-    logger.info("altered %s to %s in database %s", spec.name, spec.schedule, spec.database)
+    logger.info(
+        "altered %s to %s in database %s", spec.name, spec.schedule, spec.database
+    )
     return True
 
 
-def ensure_jobs(app_conn: psycopg.Connection, cron_conn: psycopg.Connection) -> list[str]:
+def ensure_jobs(
+    app_conn: psycopg.Connection, cron_conn: psycopg.Connection
+) -> list[str]:
     """Create pg_cron where needed, upsert both jobs, and return the names changed."""
     if is_separate(app_conn, cron_conn):
         cron_conn.execute("create extension if not exists pg_cron")

@@ -53,19 +53,31 @@ def _number(value) -> str:
 def _run_lines(runs: list[dict]) -> list[str]:
     if not runs:
         return ["Recent runs:", "  (none)"]
-    rows = [["runid", "status", "start (UTC)", "end (UTC)", "interrupted", "batches",
-             "run by", "message"]]
+    rows = [
+        [
+            "runid",
+            "status",
+            "start (UTC)",
+            "end (UTC)",
+            "interrupted",
+            "batches",
+            "run by",
+            "message",
+        ]
+    ]
     for run in runs:
-        rows.append([
-            str(run["runid"]),
-            run["status"],
-            _when(run["start_time"]),
-            _when(run["end_time"]),
-            _number(run["interrupted"]),
-            _number(run["batches"]),
-            run["run_by"] or "-",
-            (run["return_message"] or "").strip().replace("\n", " "),
-        ])
+        rows.append(
+            [
+                str(run["runid"]),
+                run["status"],
+                _when(run["start_time"]),
+                _when(run["end_time"]),
+                _number(run["interrupted"]),
+                _number(run["batches"]),
+                run["run_by"] or "-",
+                (run["return_message"] or "").strip().replace("\n", " "),
+            ]
+        )
     return ["Recent runs:", *_table(rows, right={0, 4, 5})]
 
 
@@ -78,7 +90,11 @@ def settings_lines(settings: dict) -> list[str]:
     columns += [c for c in settings if c not in BY_COLUMN]
     rows = []
     for column in columns:
-        name = BY_COLUMN[column].option if column in BY_COLUMN else column.replace("_", "-")
+        name = (
+            BY_COLUMN[column].option
+            if column in BY_COLUMN
+            else column.replace("_", "-")
+        )
         value = settings[column]
         rows.append([name, "-" if value is None else str(value)])
     return ["Settings:", *_table(rows)]

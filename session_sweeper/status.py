@@ -59,18 +59,26 @@ class Report:
         return asdict(self)
 
 
-def _one(conn: psycopg.Connection, query: str, params: dict | None = None) -> dict | None:
+def _one(
+    conn: psycopg.Connection, query: str, params: dict | None = None
+) -> dict | None:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchone()
 
 
-def _all(conn: psycopg.Connection, query: str, params: dict | None = None) -> list[dict]:
+def _all(
+    conn: psycopg.Connection, query: str, params: dict | None = None
+) -> list[dict]:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchall()
 
 
 def _exists(conn: psycopg.Connection, relation: str) -> bool:
-    row = _one(conn, "select pg_catalog.to_regclass(%(r)s) is not null as found", {"r": relation})
+    row = _one(
+        conn,
+        "select pg_catalog.to_regclass(%(r)s) is not null as found",
+        {"r": relation},
+    )
     return bool(row and row["found"])
 
 
@@ -137,7 +145,9 @@ def _read_runs(app_conn, cron_conn, jobid: int, limit: int) -> list[dict]:
 
 def _check_job(report: Report, job: dict | None, name: str, database: str) -> bool:
     if job is None:
-        report.problem(f"the pg_cron job {name} is missing: run 'session-sweeper migrate'")
+        report.problem(
+            f"the pg_cron job {name} is missing: run 'session-sweeper migrate'"
+        )
         return False
     if not job["active"]:
         report.problem(f"the pg_cron job {name} is inactive")
@@ -149,8 +159,9 @@ def _check_job(report: Report, job: dict | None, name: str, database: str) -> bo
     return True
 
 
-def _check_success(report: Report, cron_conn, app_conn, job: dict, schedule: Schedule,
-                   now: datetime) -> None:
+def _check_success(
+    report: Report, cron_conn, app_conn, job: dict, schedule: Schedule, now: datetime
+) -> None:
     interval = schedule.interval()
     window = 2 * interval
     row = _one(cron_conn, read_sql("last_success"), {"jobid": job["jobid"]})
@@ -178,8 +189,9 @@ def _check_success(report: Report, cron_conn, app_conn, job: dict, schedule: Sch
         )
 
 
-def _check_runs(report: Report, app_conn, cron_conn, job: dict, now: datetime,
-                runs: int) -> None:
+def _check_runs(
+    report: Report, app_conn, cron_conn, job: dict, now: datetime, runs: int
+) -> None:
     report.last_runs = _read_runs(app_conn, cron_conn, job["jobid"], runs)
     try:
         schedule = Schedule.parse(job["schedule"])
@@ -199,7 +211,11 @@ def _check_runs(report: Report, app_conn, cron_conn, job: dict, now: datetime,
     for run in report.last_runs:
         started = run["start_time"]
         # NOTE: a row still 'starting' has no start_time yet, so its age is unknown.
-        if run["status"] in IN_FLIGHT and started is not None and now - started > interval:
+        if (
+            run["status"] in IN_FLIGHT
+            and started is not None
+            and now - started > interval
+        ):
             report.problem(
                 f"run {run['runid']} has been {run['status']} for "
                 f"{human_duration(now - started)}, longer than one interval "

@@ -69,7 +69,9 @@ def _compare_job(job: dict | None, spec: cron.JobSpec) -> list[str]:
         return [f"job {spec.name} is missing"]
     differences = []
     if job["command"] != spec.command:
-        differences.append(f"job {spec.name} has a command other than session-sweeper's")
+        differences.append(
+            f"job {spec.name} has a command other than session-sweeper's"
+        )
     for key in ("schedule", "database"):
         if job[key] != getattr(spec, key):
             differences.append(
@@ -80,7 +82,9 @@ def _compare_job(job: dict | None, spec: cron.JobSpec) -> list[str]:
     return differences
 
 
-def compare_jobs(app_conn: psycopg.Connection, cron_conn: psycopg.Connection) -> list[str]:
+def compare_jobs(
+    app_conn: psycopg.Connection, cron_conn: psycopg.Connection
+) -> list[str]:
     """Return one line for each way the two jobs differ from the settings."""
     if not cron.has_pg_cron(cron_conn):
         return [f"pg_cron is not installed in database {cron_conn.info.dbname}"]
@@ -103,8 +107,12 @@ def verify(dsn: Dsn, cron_dsn: Dsn | None = None) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Write expected_objects.json.")
-    parser.add_argument("--write", metavar="DSN", required=True,
-                        help="a database with every migration freshly applied")
+    parser.add_argument(
+        "--write",
+        metavar="DSN",
+        required=True,
+        help="a database with every migration freshly applied",
+    )
     args = parser.parse_args()
     with Dsn(args.write).connect(autocommit=True) as conn:
         objects = installed_objects(conn)

@@ -37,9 +37,13 @@ def test_config_shows_settings(settings, sweeper_dsn):
     result = run_config(sweeper_dsn)
     lines = result.output.splitlines()
 
-    assert result.exit_code == 0, f"config without options must show the settings:\n{result.output}"
+    assert result.exit_code == 0, (
+        f"config without options must show the settings:\n{result.output}"
+    )
     assert lines[0] == "Settings:", "the output must start with its heading"
-    assert lines[1].split() == ["idle-timeout", "00:30:00"], f"idle timeout row: {lines[1]!r}"
+    assert lines[1].split() == ["idle-timeout", "00:30:00"], (
+        f"idle timeout row: {lines[1]!r}"
+    )
     assert lines[3].split() == ["schedule", "*/10", "*", "*", "*", "*"], (
         f"the schedule must be shown: {lines[3]!r}"
     )
@@ -52,15 +56,21 @@ def test_config_idle_timeout_takes_effect(settings, sweeper_dsn):
     )
 
     result = run_config(sweeper_dsn, "--idle-timeout", "15 minutes")
-    interrupted = settings.execute("select learning.interrupt_stale_sessions('u1')").fetchone()[0]
+    interrupted = settings.execute(
+        "select learning.interrupt_stale_sessions('u1')"
+    ).fetchone()[0]
 
     assert result.exit_code == 0, f"config must accept 15 minutes:\n{result.output}"
-    assert interrupted == 1, "the new idle timeout must apply to the next call, with no restart"
+    assert interrupted == 1, (
+        "the new idle timeout must apply to the next call, with no restart"
+    )
 
 
 def test_config_batch_size_takes_effect(settings, sweeper_dsn):
     result = run_config(sweeper_dsn, "--batch-size", "2")
-    run = settings.execute("select batch_size from learning.start_sweep_run()").fetchone()[0]
+    run = settings.execute(
+        "select batch_size from learning.start_sweep_run()"
+    ).fetchone()[0]
 
     assert result.exit_code == 0, f"config must accept 2:\n{result.output}"
     assert run == 2, "the next sweep must use the new batch size"
@@ -70,7 +80,9 @@ def test_config_schedule_alters_job(settings, sweeper_dsn):
     result = run_config(sweeper_dsn, "--schedule", "*/5 * * * *")
 
     assert result.exit_code == 0, f"config must accept */5:\n{result.output}"
-    assert job_schedule(settings) == "*/5 * * * *", "the job must run on the new schedule"
+    assert job_schedule(settings) == "*/5 * * * *", (
+        "the job must run on the new schedule"
+    )
     assert "Updated jobs:\n  interrupt-stale-sessions" in result.output, (
         "config must say which job it changed"
     )
@@ -89,8 +101,16 @@ def test_config_schedule_keeps_one_job(settings, sweeper_dsn):
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("--idle-timeout", "30 seconds", "idle_timeout must be between 1 minute and 7 days"),
-        ("--idle-timeout", "8 days", "idle_timeout must be between 1 minute and 7 days"),
+        (
+            "--idle-timeout",
+            "30 seconds",
+            "idle_timeout must be between 1 minute and 7 days",
+        ),
+        (
+            "--idle-timeout",
+            "8 days",
+            "idle_timeout must be between 1 minute and 7 days",
+        ),
         ("--idle-timeout", "soon", "idle-timeout must be 1 minute to 7 days"),
         ("--batch-size", "0", "sweep_batch_size must be between 1 and 100000"),
         ("--batch-size", "100001", "sweep_batch_size must be between 1 and 100000"),
@@ -103,10 +123,14 @@ def test_config_schedule_keeps_one_job(settings, sweeper_dsn):
     ],
 )
 def test_config_rejects_out_of_range(settings, sweeper_dsn, option, value, message):
-    before = settings.execute("select to_jsonb(s) from learning.settings as s").fetchone()[0]
+    before = settings.execute(
+        "select to_jsonb(s) from learning.settings as s"
+    ).fetchone()[0]
 
     result = run_config(sweeper_dsn, option, value)
-    after = settings.execute("select to_jsonb(s) from learning.settings as s").fetchone()[0]
+    after = settings.execute(
+        "select to_jsonb(s) from learning.settings as s"
+    ).fetchone()[0]
 
     assert result.exit_code == 2, f"{option} {value!r} must be rejected as bad input"
     assert message in result.output, f"the error must state the range:\n{result.output}"
@@ -115,7 +139,9 @@ def test_config_rejects_out_of_range(settings, sweeper_dsn, option, value, messa
 
 def test_config_rejected_value_keeps_others(settings, sweeper_dsn):
     result = run_config(sweeper_dsn, "--batch-size", "50", "--idle-timeout", "9 days")
-    batch = settings.execute("select sweep_batch_size from learning.settings").fetchone()[0]
+    batch = settings.execute(
+        "select sweep_batch_size from learning.settings"
+    ).fetchone()[0]
 
     assert result.exit_code == 2, "one bad value must fail the whole change"
     assert batch == 1000, "the good value must not be stored when another is rejected"

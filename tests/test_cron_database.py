@@ -33,7 +33,9 @@ def invoke(*args: str):
 
 def jobs_in(cron_dsn: str) -> dict[str, tuple[str, str]]:
     with psycopg.connect(cron_dsn, autocommit=True) as conn:
-        rows = conn.execute("select jobname, schedule, database from cron.job").fetchall()
+        rows = conn.execute(
+            "select jobname, schedule, database from cron.job"
+        ).fetchall()
     return {name: (schedule, database) for name, schedule, database in rows}
 
 
@@ -55,11 +57,16 @@ def test_cron_database_yoyo_alone_raises(two_databases):
 def test_cron_database_unreachable_cron_dsn_fails(two_databases):
     port = port_for.select_random()
     result = invoke(
-        "migrate", "--dsn", two_databases.dsn("app"),
-        "--cron-dsn", f"postgresql://postgres@127.0.0.1:{port}/{CRON_HOME}",
+        "migrate",
+        "--dsn",
+        two_databases.dsn("app"),
+        "--cron-dsn",
+        f"postgresql://postgres@127.0.0.1:{port}/{CRON_HOME}",
     )
 
-    assert result.exit_code == 1, "migrate must fail when it cannot reach pg_cron's database"
+    assert result.exit_code == 1, (
+        "migrate must fail when it cannot reach pg_cron's database"
+    )
     assert "pg_cron runs in database cron_home, not in app" in result.output, (
         f"the failure must be 0005's clear error:\n{result.output}"
     )
@@ -73,10 +80,13 @@ def test_cron_database_full_cycle(two_databases):
     second = invoke("migrate", "--dsn", app)
     jobs = jobs_in(cron_home)
 
-    assert first.exit_code == 0, f"migrate must install across two databases:\n{first.output}"
-    assert "Scheduled:\n  interrupt-stale-sessions\n  purge-sweep-run-details" in first.output, (
-        f"migrate must say it scheduled both jobs:\n{first.output}"
+    assert first.exit_code == 0, (
+        f"migrate must install across two databases:\n{first.output}"
     )
+    assert (
+        "Scheduled:\n  interrupt-stale-sessions\n  purge-sweep-run-details"
+        in first.output
+    ), f"migrate must say it scheduled both jobs:\n{first.output}"
     assert jobs["interrupt-stale-sessions"] == ("*/10 * * * *", "app"), (
         "the sweep job must live in cron_home and run in app"
     )
@@ -90,24 +100,34 @@ def test_cron_database_full_cycle(two_databases):
     status = invoke("status", "--dsn", app, "--json")
     report = json.loads(status.output)
 
-    assert status.exit_code == 0, f"a fresh install across two databases is healthy:\n{status.output}"
+    assert status.exit_code == 0, (
+        f"a fresh install across two databases is healthy:\n{status.output}"
+    )
     assert report["job"]["database"] == "app", "status must read the job from cron_home"
 
     verify = invoke("verify", "--dsn", app)
 
-    assert verify.exit_code == 0, f"verify must pass without the cron-only view:\n{verify.output}"
+    assert verify.exit_code == 0, (
+        f"verify must pass without the cron-only view:\n{verify.output}"
+    )
 
     config = invoke("config", "--dsn", app, "--schedule", "*/5 * * * *")
 
-    assert config.exit_code == 0, f"config must reach the job in cron_home:\n{config.output}"
+    assert config.exit_code == 0, (
+        f"config must reach the job in cron_home:\n{config.output}"
+    )
     assert jobs_in(cron_home)["interrupt-stale-sessions"] == ("*/5 * * * *", "app"), (
         "the new schedule must reach the job in cron_home"
     )
 
     rollback = invoke("rollback", "--dsn", app, "--all", "--drop-data")
 
-    assert rollback.exit_code == 0, f"rollback must work across two databases:\n{rollback.output}"
-    assert jobs_in(cron_home) == {}, "rollback --all must unschedule both jobs in cron_home"
+    assert rollback.exit_code == 0, (
+        f"rollback must work across two databases:\n{rollback.output}"
+    )
+    assert jobs_in(cron_home) == {}, (
+        "rollback --all must unschedule both jobs in cron_home"
+    )
 
 
 def test_cron_database_explicit_cron_dsn(two_databases):
@@ -117,8 +137,12 @@ def test_cron_database_explicit_cron_dsn(two_databases):
     result = invoke("migrate", "--dsn", app, "--cron-dsn", cron_home)
     status = invoke("status", "--dsn", app, "--cron-dsn", cron_home)
 
-    assert result.exit_code == 0, f"migrate with --cron-dsn must succeed:\n{result.output}"
-    assert status.exit_code == 0, f"status with --cron-dsn must be healthy:\n{status.output}"
+    assert result.exit_code == 0, (
+        f"migrate with --cron-dsn must succeed:\n{result.output}"
+    )
+    assert status.exit_code == 0, (
+        f"status with --cron-dsn must be healthy:\n{status.output}"
+    )
 
 
 def test_cron_database_moves_job_database(two_databases):
@@ -134,9 +158,9 @@ def test_cron_database_moves_job_database(two_databases):
     result = invoke("migrate", "--dsn", app)
 
     assert result.exit_code == 0, f"migrate must succeed:\n{result.output}"
-    assert jobs_in(two_databases.dsn(CRON_HOME))["interrupt-stale-sessions"][1] == "app", (
-        "migrate must move a job left in the wrong database to the app's"
-    )
+    assert (
+        jobs_in(two_databases.dsn(CRON_HOME))["interrupt-stale-sessions"][1] == "app"
+    ), "migrate must move a job left in the wrong database to the app's"
 
 
 @pytest.mark.slow

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from cli import main
 from session_sweeper import cron
-from session_sweeper.status import check
 from session_sweeper.dsn import Dsn
+from session_sweeper.status import check
 
 SWEEP_COMMAND = "call learning.sweep_stale_sessions()"
 
@@ -106,12 +106,16 @@ def test_status_fresh_install_healthy(health, sweeper_dsn):
     assert "Note: fresh install: the first run" in result.output, (
         "a fresh install must say that it waits for the first run"
     )
-    assert "Recent runs:\n  (none)" in result.output, "an empty run list must show (none)"
+    assert "Recent runs:\n  (none)" in result.output, (
+        "an empty run list must show (none)"
+    )
 
 
 def test_status_recent_success_healthy(health, sweeper_dsn):
     set_installed_ago(health, "3 days")
-    write_run(health, sweep_jobid(health), "succeeded", "5 minutes", "5 minutes", "CALL")
+    write_run(
+        health, sweep_jobid(health), "succeeded", "5 minutes", "5 minutes", "CALL"
+    )
 
     report = check(Dsn(sweeper_dsn))
 
@@ -127,9 +131,9 @@ def test_status_missing_job_unhealthy(health, sweeper_dsn):
 
     assert result.exit_code == 1, "a missing job must exit 1"
     assert report["job"] is None, "a missing job must be null in --json"
-    assert any("interrupt-stale-sessions is missing" in p for p in report["problems"]), (
-        f"the missing job must be named: {report['problems']}"
-    )
+    assert any(
+        "interrupt-stale-sessions is missing" in p for p in report["problems"]
+    ), f"the missing job must be named: {report['problems']}"
 
 
 def test_status_missing_purge_job_unhealthy(health, sweeper_dsn):
@@ -149,9 +153,9 @@ def test_status_inactive_job_unhealthy(health, sweeper_dsn):
     result = run_status(sweeper_dsn)
 
     assert result.exit_code == 1, "an inactive job must exit 1"
-    assert "  - the pg_cron job interrupt-stale-sessions is inactive" in result.output, (
-        f"the inactive job must be named:\n{result.output}"
-    )
+    assert (
+        "  - the pg_cron job interrupt-stale-sessions is inactive" in result.output
+    ), f"the inactive job must be named:\n{result.output}"
 
 
 def test_status_last_run_failed(health, sweeper_dsn):
@@ -164,8 +168,9 @@ def test_status_last_run_failed(health, sweeper_dsn):
 
     report = check(Dsn(sweeper_dsn))
 
-    assert f"the last finished run (runid {runid}) failed: ERROR: canceling statement" in (
-        report.problems
+    assert (
+        f"the last finished run (runid {runid}) failed: ERROR: canceling statement"
+        in (report.problems)
     ), f"a failed last run must be named with its message: {report.problems}"
 
 
@@ -177,18 +182,24 @@ def test_status_earlier_failure_healthy(health, sweeper_dsn):
 
     report = check(Dsn(sweeper_dsn))
 
-    assert report.healthy is True, f"a failure followed by a success is healthy: {report.problems}"
+    assert report.healthy is True, (
+        f"a failure followed by a success is healthy: {report.problems}"
+    )
 
 
 def test_status_no_success_two_intervals(health, sweeper_dsn):
     deactivate(health)
     set_installed_ago(health, "2 hours")
-    write_run(health, sweep_jobid(health), "succeeded", "21 minutes", "21 minutes", "CALL")
+    write_run(
+        health, sweep_jobid(health), "succeeded", "21 minutes", "21 minutes", "CALL"
+    )
 
     report = check(Dsn(sweeper_dsn))
 
-    assert any(p.startswith("no run succeeded within two intervals (20 minutes)")
-               for p in report.problems), (
+    assert any(
+        p.startswith("no run succeeded within two intervals (20 minutes)")
+        for p in report.problems
+    ), (
         f"no success for 21 minutes on a 10-minute schedule must be a problem: "
         f"{report.problems}"
     )
@@ -214,10 +225,10 @@ def test_status_long_running_run(health, sweeper_dsn):
 
     report = check(Dsn(sweeper_dsn))
 
-    assert any(p.startswith(f"run {runid} has been running for 11 minutes")
-               for p in report.problems), (
-        f"a run in flight for longer than one interval must be named: {report.problems}"
-    )
+    assert any(
+        p.startswith(f"run {runid} has been running for 11 minutes")
+        for p in report.problems
+    ), f"a run in flight for longer than one interval must be named: {report.problems}"
 
 
 @pytest.mark.parametrize("state", ["starting", "connecting", "sending"])
@@ -229,14 +240,18 @@ def test_status_stuck_states(health, sweeper_dsn, state):
 
     report = check(Dsn(sweeper_dsn))
 
-    assert any(p.startswith(f"run {runid} has been {state}") for p in report.problems), (
+    assert any(
+        p.startswith(f"run {runid} has been {state}") for p in report.problems
+    ), (
         f"a run {state} for 15 minutes must be named with pg_cron's word: {report.problems}"
     )
 
 
 def test_status_old_stale_sessions(health, sweeper_dsn):
     set_installed_ago(health, "3 days")
-    write_run(health, sweep_jobid(health), "succeeded", "3 minutes", "3 minutes", "CALL")
+    write_run(
+        health, sweep_jobid(health), "succeeded", "3 minutes", "3 minutes", "CALL"
+    )
     # Stale for 21 minutes: last event 30 minutes (the timeout) plus 21 minutes ago.
     health.execute(
         "insert into learning.sessions (user_id, started_at, last_event_at)"
@@ -246,15 +261,19 @@ def test_status_old_stale_sessions(health, sweeper_dsn):
     report = check(Dsn(sweeper_dsn))
 
     assert report.stale_sessions == 1, "the stale session must be counted"
-    assert any(p.startswith("1 stale sessions are waiting, the oldest for 21 minutes")
-               for p in report.problems), (
+    assert any(
+        p.startswith("1 stale sessions are waiting, the oldest for 21 minutes")
+        for p in report.problems
+    ), (
         f"a session stale for more than two intervals must be a problem: {report.problems}"
     )
 
 
 def test_status_young_stale_sessions_healthy(health, sweeper_dsn):
     set_installed_ago(health, "3 days")
-    write_run(health, sweep_jobid(health), "succeeded", "3 minutes", "3 minutes", "CALL")
+    write_run(
+        health, sweep_jobid(health), "succeeded", "3 minutes", "3 minutes", "CALL"
+    )
     health.execute(
         "insert into learning.sessions (user_id, started_at, last_event_at)"
         " values ('u1', now() - interval '1 hour', now() - interval '35 minutes')"
@@ -272,11 +291,15 @@ def test_status_schedule_change_resets_reference(health, sweeper_dsn):
     set_installed_ago(health, "3 days")
     write_run(health, sweep_jobid(health), "succeeded", "2 hours", "2 hours", "CALL")
 
-    result = CliRunner().invoke(main, ["config", "--dsn", sweeper_dsn, "--schedule", "*/15 * * * *"])
+    result = CliRunner().invoke(
+        main, ["config", "--dsn", sweeper_dsn, "--schedule", "*/15 * * * *"]
+    )
     report = check(Dsn(sweeper_dsn))
 
     assert result.exit_code == 0, f"config must accept the schedule:\n{result.output}"
-    assert report.healthy is True, f"a schedule changed just now is healthy: {report.problems}"
+    assert report.healthy is True, (
+        f"a schedule changed just now is healthy: {report.problems}"
+    )
     assert any(n.startswith("schedule changed: the first run") for n in report.notes), (
         f"status must say it waits for the first run after the change: {report.notes}"
     )
@@ -284,19 +307,25 @@ def test_status_schedule_change_resets_reference(health, sweeper_dsn):
 
 def test_status_schedule_drift_unhealthy(health, sweeper_dsn):
     set_installed_ago(health, "1 minute")
-    health.execute("select cron.alter_job(%s, schedule => '*/7 * * * *')", [sweep_jobid(health)])
+    health.execute(
+        "select cron.alter_job(%s, schedule => '*/7 * * * *')", [sweep_jobid(health)]
+    )
 
     report = check(Dsn(sweeper_dsn))
 
-    assert any("runs on '*/7 * * * *', but the configured schedule is '*/10 * * * *'" in p
-               for p in report.problems), (
+    assert any(
+        "runs on '*/7 * * * *', but the configured schedule is '*/10 * * * *'" in p
+        for p in report.problems
+    ), (
         f"a job schedule that differs from the setting must be a problem: {report.problems}"
     )
 
 
 def test_status_json_schema(health, sweeper_dsn):
     set_installed_ago(health, "3 days")
-    write_run(health, sweep_jobid(health), "succeeded", "3 minutes", "3 minutes", "CALL")
+    write_run(
+        health, sweep_jobid(health), "succeeded", "3 minutes", "3 minutes", "CALL"
+    )
 
     result = run_status(sweeper_dsn, "--json")
     report = json.loads(result.output)
@@ -308,9 +337,13 @@ def test_status_json_schema(health, sweeper_dsn):
     assert set(report["job"]) >= {"name", "schedule", "active", "database"}, (
         f"job must carry name, schedule, active and database: {report['job']}"
     )
-    assert set(run) >= {"status", "start_time", "end_time", "return_message", "interrupted"}, (
-        f"a run must carry the pg_cron fields and the count: {run}"
-    )
+    assert set(run) >= {
+        "status",
+        "start_time",
+        "end_time",
+        "return_message",
+        "interrupted",
+    }, f"a run must carry the pg_cron fields and the count: {run}"
     assert run["status"] == "succeeded", "pg_cron's status word must appear unchanged"
     assert report["stale_sessions"] == 0, "stale_sessions must be an integer"
     assert report["oldest_stale_seconds"] is None, "no stale session means null"

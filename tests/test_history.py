@@ -47,10 +47,14 @@ def write_run(conn, jobid, status, started_ago, ended_ago) -> int:
 
 
 def jobid_of(conn, name: str) -> int:
-    return conn.execute("select jobid from cron.job where jobname = %s", [name]).fetchone()[0]
+    return conn.execute(
+        "select jobid from cron.job where jobname = %s", [name]
+    ).fetchone()[0]
 
 
-def write_sweep_run(conn, started_ago: str, interrupted: int, run_by: str = "pg_cron") -> None:
+def write_sweep_run(
+    conn, started_ago: str, interrupted: int, run_by: str = "pg_cron"
+) -> None:
     conn.execute(
         "insert into learning.sweep_runs"
         " (started_at, finished_at, cutoff, batch_size, interrupted, batches, run_by)"
@@ -64,7 +68,9 @@ def test_sweep_runs_run_by_cli(history, sweeper_dsn):
     run_by = history.execute("select run_by from learning.sweep_runs").fetchone()[0]
 
     assert result.exit_code == 0, f"sweep must succeed:\n{result.output}"
-    assert run_by == "session-sweeper", "a CLI sweep must record the CLI's application_name"
+    assert run_by == "session-sweeper", (
+        "a CLI sweep must record the CLI's application_name"
+    )
 
 
 def test_sweep_runs_run_by_empty_application_name(history, sweeper_dsn):
@@ -135,7 +141,9 @@ def test_status_shows_run_counts(history, sweeper_dsn):
     report = check(Dsn(sweeper_dsn))
     latest, earlier = report.last_runs
 
-    assert latest["interrupted"] == 12, "status must show the sweep's count beside the run"
+    assert latest["interrupted"] == 12, (
+        "status must show the sweep's count beside the run"
+    )
     assert latest["run_by"] == "pg_cron", "status must show who ran the sweep"
     assert earlier["interrupted"] is None, "a run without a sweep row has no count"
 
@@ -151,8 +159,17 @@ def test_status_human_runs_table(history, sweeper_dsn):
     row = lines[lines.index("Recent runs:") + 2]
 
     assert heading.split() == [
-        "runid", "status", "start", "(UTC)", "end", "(UTC)", "interrupted", "batches",
-        "run", "by", "message",
+        "runid",
+        "status",
+        "start",
+        "(UTC)",
+        "end",
+        "(UTC)",
+        "interrupted",
+        "batches",
+        "run",
+        "by",
+        "message",
     ], f"the runs table must have its heading: {heading!r}"
     assert row.index(" 12 ") + 3 == heading.index("interrupted") + len("interrupted"), (
         f"counts must be right-aligned under their heading:\n{heading}\n{row}"
@@ -172,7 +189,10 @@ def test_purge_deletes_own_old_rows(history):
     recent = write_run(history, sweep, "succeeded", "13 days", "13 days")
 
     purge(history)
-    left = [r[0] for r in history.execute("select runid from cron.job_run_details").fetchall()]
+    left = [
+        r[0]
+        for r in history.execute("select runid from cron.job_run_details").fetchall()
+    ]
 
     assert old not in left, "the purge must delete the sweep's rows older than 14 days"
     assert recent in left, "the purge must keep the sweep's rows inside the retention"
@@ -184,7 +204,9 @@ def test_purge_keeps_other_jobs_rows(history):
     ).fetchone()[0]
     try:
         foreign = write_run(history, other, "succeeded", "300 days", "300 days")
-        write_run(history, jobid_of(history, cron.SWEEP_JOB), "succeeded", "1 day", "1 day")
+        write_run(
+            history, jobid_of(history, cron.SWEEP_JOB), "succeeded", "1 day", "1 day"
+        )
 
         purge(history)
         left = history.execute(
@@ -215,8 +237,12 @@ def test_purge_uses_runid_index(history):
         history.execute("set local enable_seqscan = off")
         plan = "\n".join(r[0] for r in history.execute("explain " + command).fetchall())
 
-    assert "job_run_details_pkey" in plan, f"the purge must be able to use the runid index:\n{plan}"
-    assert "Seq Scan on job_run_details" not in plan, f"the purge needs no seq scan:\n{plan}"
+    assert "job_run_details_pkey" in plan, (
+        f"the purge must be able to use the runid index:\n{plan}"
+    )
+    assert "Seq Scan on job_run_details" not in plan, (
+        f"the purge needs no seq scan:\n{plan}"
+    )
 
 
 def test_purge_retention_change_updates_job(history, sweeper_dsn):
@@ -231,7 +257,9 @@ def test_purge_retention_change_updates_job(history, sweeper_dsn):
     assert "'5 days'::interval" in command, "the purge job must carry the new retention"
 
 
-@pytest.mark.parametrize("option", ["--run-history-retention", "--run-details-retention"])
+@pytest.mark.parametrize(
+    "option", ["--run-history-retention", "--run-details-retention"]
+)
 def test_retention_out_of_range(history, sweeper_dsn, option):
     result = CliRunner().invoke(main, ["config", "--dsn", sweeper_dsn, option, "1 day"])
 

@@ -49,9 +49,10 @@ def test_verify_function_edited_by_hand(installed, sweeper_dsn):
         installed.execute(original)
 
     assert result.exit_code == 1, "a hand-edited function must fail verify"
-    assert "  function learning.stale_cutoff() differs from the migrations" in result.output, (
-        f"verify must name the edited function:\n{result.output}"
-    )
+    assert (
+        "  function learning.stale_cutoff() differs from the migrations"
+        in result.output
+    ), f"verify must name the edited function:\n{result.output}"
 
 
 def test_verify_function_config_changed(installed, sweeper_dsn):
@@ -66,13 +67,15 @@ def test_verify_function_config_changed(installed, sweeper_dsn):
             " set search_path = pg_catalog, learning"
         )
 
-    assert "function learning.interrupt_stale_sessions(text) differs" in result.output, (
-        f"a removed SET clause must show up:\n{result.output}"
-    )
+    assert (
+        "function learning.interrupt_stale_sessions(text) differs" in result.output
+    ), f"a removed SET clause must show up:\n{result.output}"
 
 
 def test_verify_extra_function(installed, sweeper_dsn):
-    installed.execute("create function learning.added_by_hand() returns int language sql as 'select 1'")
+    installed.execute(
+        "create function learning.added_by_hand() returns int language sql as 'select 1'"
+    )
     try:
         result = run_verify(sweeper_dsn)
     finally:
@@ -129,7 +132,9 @@ def test_verify_job_schedule_changed(installed, sweeper_dsn):
 
     result = run_verify(sweeper_dsn)
 
-    assert result.exit_code == 1, "a job schedule other than the setting must fail verify"
+    assert result.exit_code == 1, (
+        "a job schedule other than the setting must fail verify"
+    )
     assert (
         "job interrupt-stale-sessions has schedule '*/30 * * * *', expected '*/10 * * * *'"
         in result.output
@@ -144,8 +149,9 @@ def test_verify_job_command_changed(installed, sweeper_dsn):
 
     result = run_verify(sweeper_dsn)
 
-    assert "job interrupt-stale-sessions has a command other than session-sweeper's" in (
-        result.output
+    assert (
+        "job interrupt-stale-sessions has a command other than session-sweeper's"
+        in (result.output)
     ), f"a changed job command must show up:\n{result.output}"
 
 
