@@ -1,0 +1,521 @@
+"""The session-sweeper commands through click's CliRunner, against real servers.
+
+Each test asserts the exit code and the exact output. Commands that
+need the job run on `sweeper`. Full migrate and rollback cycles run on a
+throwaway server with its own cron database.
+"""
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+from psycopg import sql
+
+from cli import main
+
+ALL_MIGRATIONS = [
+    "0001_create_learning_tables",
+    "0002_create_interrupt_function",
+    "0003_create_sweep_procedure",
+    "0004_create_event_trigger",
+    "0005_schedule_sweep_job",
+]
+CYCLE_DATABASE = "cycle"
+JOB_NAME = "interrupt-stale-sessions"
+SECRET = "hunter2-secret"
+INVALID_DSN_MESSAGE = (
+    "Error: Invalid value for '--dsn': invalid connection string: expected a "
+    "postgresql:// URI or key=value pairs such as 'host=localhost dbname=app'"
+)
+MISSING_DSN_MESSAGE = "Error: Invalid value for '--dsn': no connection string: pass --dsn or set DATABASE_URL"
+# Every command that connects, with the arguments it needs besides --dsn.
+COMMANDS = [["migrate"], ["rollback"], ["break-lock"], ["sweep"], ["status"]]
+COMMAND_IDS = [command[0] for command in COMMANDS]
+
+
+def run(*args: str, env: dict | None = None) -> Result:
+    # DATABASE_URL from the caller's shell must not leak into a test.
+    environment = {"DATABASE_URL": None, **(env or {})}
+    return CliRunner().invoke(main, list(args), env=environment)
+
+
+def lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+def database_name(dsn: str) -> str:
+    return psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+
+
+@pytest.fixture
+def fresh_dsn(pg_server) -> Iterator[str]:
+    """Create an empty database on the shared server, which is not its cron database."""
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    dsn = pg_server.create_database(name)
+    yield dsn
+
+    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database {} with (force)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def cron_dsn(throwaway_server) -> str:
+    """Start a throwaway server whose cron database is a fresh, empty database."""
+    server = throwaway_server(cron_database=CYCLE_DATABASE)
+    return server.create_database(CYCLE_DATABASE)
+
+
+@pytest.fixture
+def unreachable_dsn() -> str:
+    """Return a DSN with a password for a port on 127.0.0.1 where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # NOTE: another process may bind the port after the probe closes. A server there
+    # would reject the login as app, and the commands would still fail to connect.
+    return f"postgresql://app:{SECRET}@127.0.0.1:{port}/app?connect_timeout=5"
+
+
+def seed(dsn: str) -> None:
+    """Insert a stale and a current session of u1 and two events for the current one."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            """
+            insert into learning.sessions (user_id, started_at, last_event_at)
+            values
+                ('u1', now() - interval '3 hours', now() - interval '2 hours'),
+                ('u1', now() - interval '1 minute', now() - interval '1 minute')
+            """
+        )
+        conn.execute(
+            """
+            insert into learning.reading_events (session_id, user_id, event_type, occurred_at)
+            values (2, 'u1', 'open', now()), (2, 'u1', 'page_view', now())
+            """
+        )
+
+
+def seed_stale(conn: psycopg.Connection, count: int, idle: str = "2 hours") -> None:
+    conn.execute(
+        """
+        insert into learning.sessions (user_id, started_at, last_event_at)
+        select 'user-' || i, now() - %(idle)s::interval, now() - %(idle)s::interval
+        from generate_series(1, %(count)s) as i
+        """,
+        {"count": count, "idle": idle},
+    )
+
+
+# migrate
+
+
+def test_migrate_applies_and_lists(cron_dsn):
+    result = run("migrate", "--dsn", cron_dsn)
+
+    assert result.exit_code == 0, result.output
+    assert lines(result.stdout) == ["Applied:"] + [f"  {m}" for m in ALL_MIGRATIONS], (
+        "migrate must list every migration it applied"
+    )
+
+
+def test_migrate_second_run_applies_nothing(cron_dsn):
+    run("migrate", "--dsn", cron_dsn)
+
+    result = run("migrate", "--dsn", cron_dsn)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Nothing to apply: the database is up to date.\n", (
+        "a second migrate must say that nothing is pending"
+    )
+
+
+def test_migrate_outside_cron_database_fails(fresh_dsn):
+    name = database_name(fresh_dsn)
+
+    result = run("migrate", "--dsn", fresh_dsn)
+
+    assert result.exit_code == 1, result.output
+    assert lines(result.stdout) == ["Applied:"] + [
+        f"  {m}" for m in ALL_MIGRATIONS[:4]
+    ], "a failed migrate must still list the migrations it applied"
+    assert lines(result.stderr) == [
+        (
+            f"Error: 0005_schedule_sweep_job failed: pg_cron runs in database sweeper, "
+            f"not in {name}"
+        ),
+        (
+            f"Hint: Set cron.database_name = '{name}' in postgresql.conf and restart "
+            "PostgreSQL."
+        ),
+    ], "the error must name the cron database and how to move it"
+
+
+def test_migrate_reads_database_url(cron_dsn):
+    result = run("migrate", env={"DATABASE_URL": cron_dsn})
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Applied:\n"), "migrate ignored DATABASE_URL"
+
+
+# rollback
+
+
+def test_rollback_latest_then_count(cron_dsn):
+    run("migrate", "--dsn", cron_dsn)
+
+    latest = run("rollback", "--dsn", cron_dsn)
+    two = run("rollback", "--dsn", cron_dsn, "--count", "2")
+
+    assert latest.exit_code == 0, latest.output
+    assert lines(latest.stdout) == ["Rolled back:", "  0005_schedule_sweep_job"], (
+        "rollback without options must undo only the latest migration"
+    )
+    assert two.exit_code == 0, two.output
+    assert lines(two.stdout) == [
+        "Rolled back:",
+        "  0004_create_event_trigger",
+        "  0003_create_sweep_procedure",
+    ], "rollback --count 2 must undo the next two, latest first"
+
+
+def test_rollback_all_with_rows_is_rejected(cron_dsn):
+    run("migrate", "--dsn", cron_dsn)
+    seed(cron_dsn)
+
+    result = run("rollback", "--dsn", cron_dsn, "--all")
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "", (
+        "a rejected rollback must not report rolled back migrations"
+    )
+    assert lines(result.stderr) == [
+        (
+            "Error: rollback would drop 2 sessions and 2 reading events, "
+            "so nothing was rolled back"
+        ),
+        "Hint: Back the rows up first, then run the rollback again with --drop-data.",
+    ], "the error must state the row counts and --drop-data"
+    second = run("migrate", "--dsn", cron_dsn)
+    assert second.stdout == "Nothing to apply: the database is up to date.\n", (
+        "a rejected rollback must leave every migration applied"
+    )
+
+
+def test_rollback_all_drop_data_then_migrate(cron_dsn):
+    run("migrate", "--dsn", cron_dsn)
+    seed(cron_dsn)
+
+    dropped = run("rollback", "--dsn", cron_dsn, "--all", "--drop-data")
+    empty = run("rollback", "--dsn", cron_dsn, "--all")
+    again = run("migrate", "--dsn", cron_dsn)
+
+    assert dropped.exit_code == 0, dropped.output
+    assert lines(dropped.stdout) == ["Rolled back:"] + [
+        f"  {m}" for m in reversed(ALL_MIGRATIONS)
+    ], "rollback --all --drop-data must undo every migration, latest first"
+    assert empty.exit_code == 0, empty.output
+    assert empty.stdout == "Nothing to roll back: no migration is applied.\n", (
+        "a rollback with nothing applied must say so"
+    )
+    assert again.exit_code == 0, again.output
+    assert lines(again.stdout) == ["Applied:"] + [f"  {m}" for m in ALL_MIGRATIONS], (
+        "migrate after rollback --all must apply everything again"
+    )
+
+
+def test_rollback_count_zero_is_usage_error(cron_dsn):
+    result = run("rollback", "--dsn", cron_dsn, "--count", "0")
+
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--count'" in result.stderr, "--count 0 must be rejected"
+
+
+# break-lock
+
+
+def test_break_lock_removes_stale_lock(sweeper_dsn):
+    with psycopg.connect(sweeper_dsn, autocommit=True) as conn:
+        conn.execute("delete from yoyo_lock")
+        conn.execute(
+            "insert into yoyo_lock (locked, ctime, pid)"
+            " values (1, '2026-01-02 03:04:05', 424242)"
+        )
+        try:
+            result = run("break-lock", "--dsn", sweeper_dsn)
+            remaining = conn.execute("select count(*) from yoyo_lock").fetchone()[0]
+        finally:
+            conn.execute("delete from yoyo_lock")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "Removed the lock of process 424242, taken at 2026-01-02 03:04:05 UTC.\n"
+    ), "break-lock must name the process whose lock it removed"
+    assert remaining == 0, "break-lock left the lock row behind"
+
+
+def test_break_lock_without_lock_says_so(sweeper_dsn):
+    result = run("break-lock", "--dsn", sweeper_dsn)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "No migration lock is held.\n"
+
+
+def test_break_lock_before_first_migrate_says_so(fresh_dsn):
+    result = run("break-lock", "--dsn", fresh_dsn)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "No migration lock is held.\n", (
+        "a database without yoyo's tables holds no lock"
+    )
+
+
+# sweep
+
+
+def test_sweep_reports_sessions_and_batches(db, sweeper_dsn):
+    db.execute("update learning.settings set sweep_batch_size = 2")
+    seed_stale(db, 5)
+
+    result = run("sweep", "--dsn", sweeper_dsn)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Interrupted 5 stale sessions in 3 batches.\n"
+    active = db.execute(
+        "select count(*) from learning.sessions where status = 'active'"
+    ).fetchone()[0]
+    assert active == 0, "the sweep command left stale sessions active"
+
+
+def test_sweep_reports_one_session(db, sweeper_dsn):
+    seed_stale(db, 1)
+
+    result = run("sweep", "--dsn", sweeper_dsn)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Interrupted 1 stale session in 1 batch.\n"
+
+
+def test_sweep_reports_nothing_to_do(db, sweeper_dsn):
+    result = run("sweep", "--dsn", sweeper_dsn)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Interrupted 0 stale sessions in 0 batches.\n"
+
+
+def test_sweep_before_migrate_fails(fresh_dsn):
+    result = run("sweep", "--dsn", fresh_dsn)
+
+    assert result.exit_code == 1, result.output
+    assert lines(result.stderr) == ['Error: schema "learning" does not exist'], (
+        "sweep must report the missing schema in one line"
+    )
+    assert "Traceback" not in result.output, "an expected failure printed a traceback"
+
+
+# status
+
+
+def first_due(dsn: str) -> str:
+    """Return the first */10 fire time after 0005 was applied, as status prints it."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            """
+            select to_char(
+                date_trunc('hour', applied_at_utc)
+                    + (floor(extract(minute from applied_at_utc) / 10) + 1)
+                    * interval '10 minutes',
+                'YYYY-MM-DD HH24:MI:SS'
+            )
+            from _yoyo_migration
+            where migration_id = '0005_schedule_sweep_job'
+            """
+        ).fetchone()[0]
+
+
+def wait_past_fire_time(margin: float = 10) -> None:
+    """Sleep past the next */10 fire time when it is less than `margin` seconds away.
+
+    A job that fires between migrate and status would make the install no longer
+    fresh, so the test starts only with at least `margin` seconds to go.
+    """
+    remaining = 600 - time.time() % 600
+    if remaining < margin:
+        time.sleep(remaining + 2)
+
+
+def test_status_fresh_install_is_healthy(cron_dsn):
+    wait_past_fire_time()
+    run("migrate", "--dsn", cron_dsn)
+    name = database_name(cron_dsn)
+
+    result = run("status", "--dsn", cron_dsn)
+
+    assert result.exit_code == 0, result.output
+    assert lines(result.stdout) == [
+        "Job:",
+        f"  name      {JOB_NAME}",
+        "  schedule  */10 * * * *",
+        "  active    yes",
+        f"  database  {name}",
+        "Recent runs:",
+        "  (none)",
+        "Stale sessions:",
+        "  0 waiting",
+        "Settings:",
+        "  idle_timeout      00:30:00",
+        "  sweep_batch_size  1000",
+        f"Note: fresh install: the first run is due at {first_due(cron_dsn)} UTC",
+        "Health: healthy",
+    ], "a fresh install must show the job, no runs, the settings and when it first runs"
+
+
+def test_status_json_has_every_key(sweeper_dsn, db):
+    result = run("status", "--dsn", sweeper_dsn, "--json")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for key in [
+        "healthy",
+        "problems",
+        "job",
+        "last_runs",
+        "stale_sessions",
+        "oldest_stale_seconds",
+        "settings",
+    ]:
+        assert key in report, f"status --json must have the key {key!r}"
+    for key in ["name", "schedule", "active", "database"]:
+        assert key in report["job"], f"status --json must have job.{key}"
+    assert report["healthy"] is True, f"a fresh install must be healthy: {report}"
+    assert report["problems"] == [], "a healthy report must list no problems"
+    assert report["job"]["name"] == JOB_NAME
+    assert report["job"]["database"] == "sweeper"
+    assert report["stale_sessions"] == 0, "an empty database has no stale sessions"
+    assert report["oldest_stale_seconds"] is None, "no stale session means no oldest"
+    assert report["settings"] == {"idle_timeout": "00:30:00", "sweep_batch_size": 1000}
+
+
+def test_status_failed_run_is_unhealthy(sweeper_dsn, db):
+    message = 'ERROR:  relation "learning.sessions" does not exist'
+    runid = db.execute(
+        """
+        insert into cron.job_run_details
+            (jobid, runid, job_pid, database, username, command, status,
+             return_message, start_time, end_time)
+        select j.jobid, nextval('cron.runid_seq'), 4242, j.database, j.username,
+            j.command, 'failed', %s, now() - interval '2 seconds', now() - interval '1 second'
+        from cron.job as j
+        where j.jobname = %s
+        returning runid
+        """,
+        [message, JOB_NAME],
+    ).fetchone()[0]
+    try:
+        result = run("status", "--dsn", sweeper_dsn)
+        as_json = run("status", "--dsn", sweeper_dsn, "--json")
+    finally:
+        db.execute("delete from cron.job_run_details where runid = %s", [runid])
+
+    assert result.exit_code == 1, result.output
+    output = lines(result.stdout)
+    assert "Health: unhealthy" in output, "a failed last run must make status unhealthy"
+    assert f"  - the last finished run (runid {runid}) failed: {message}" in output, (
+        "status must show the failed run's message"
+    )
+    run_lines = [line for line in output if line.lstrip().startswith(f"{runid} ")]
+    assert len(run_lines) == 1, "the failed run must be listed under Recent runs"
+    assert " failed " in run_lines[0], "pg_cron's status word must appear unchanged"
+    assert as_json.exit_code == 1, as_json.output
+    report = json.loads(as_json.stdout)
+    assert report["healthy"] is False
+    assert report["last_runs"][0]["runid"] == runid, "the failed run must come first"
+    assert report["last_runs"][0]["status"] == "failed"
+
+
+def test_status_old_stale_session_is_unhealthy(sweeper_dsn, db):
+    seed_stale(db, 1, idle="2 hours")
+
+    result = run("status", "--dsn", sweeper_dsn)
+
+    assert result.exit_code == 1, result.output
+    output = lines(result.stdout)
+    assert "  1 waiting, the oldest stale for 5400 s" in output, (
+        "status must count the stale session and its age past the timeout"
+    )
+    problems = [line for line in output if "the sweep is not keeping up" in line]
+    assert len(problems) == 1, "a session stale for 90 minutes must be a problem"
+
+
+def test_status_before_migrate_is_unhealthy(fresh_dsn):
+    name = database_name(fresh_dsn)
+
+    result = run("status", "--dsn", fresh_dsn)
+
+    assert result.exit_code == 1, result.output
+    assert lines(result.stdout)[-2:] == [
+        "Health: unhealthy",
+        (
+            f"  - session-sweeper is not installed in database {name}: "
+            "run 'session-sweeper migrate'"
+        ),
+    ], "status must say that nothing is installed"
+
+
+# Connection failures
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=COMMAND_IDS)
+def test_cli_unreachable_server_fails_in_one_line(command, unreachable_dsn):
+    result = run(*command, "--dsn", unreachable_dsn)
+
+    expected_code = 2 if command == ["status"] else 1
+    assert result.exit_code == expected_code, result.output
+    assert SECRET not in result.output, "the output shows the password"
+    assert "Traceback" not in result.output, "an unreachable server printed a traceback"
+    assert result.stdout == "", "a failed connection must print nothing on stdout"
+    assert len(lines(result.stderr)) == 1, f"expected one line: {result.stderr!r}"
+    assert result.stderr.startswith("Error: could not connect to "), (
+        "the error must say that the connection failed"
+    )
+    assert "password=***" in result.stderr, "the error must mask the password"
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"host=127.0.0.1 password='{SECRET}",
+        f"postgresql://app:{SECRET}@[::1/app",
+        f"password={SECRET} host",
+    ],
+    ids=["unterminated-quote", "unterminated-ipv6", "missing-equals"],
+)
+@pytest.mark.parametrize("command", COMMANDS, ids=COMMAND_IDS)
+def test_cli_invalid_dsn_is_usage_error(command, dsn):
+    result = run(*command, "--dsn", dsn)
+
+    assert result.exit_code == 2, result.output
+    assert lines(result.stderr)[-1] == INVALID_DSN_MESSAGE
+    assert SECRET not in result.output, "the output shows the password"
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=COMMAND_IDS)
+def test_cli_missing_dsn_is_usage_error(command):
+    result = run(*command)
+
+    assert result.exit_code == 2, result.output
+    assert lines(result.stderr)[-1] == MISSING_DSN_MESSAGE
+
+
+def test_cli_help_lists_commands():
+    result = run("-h")
+
+    assert result.exit_code == 0, result.output
+    for command in ["migrate", "rollback", "break-lock", "sweep", "status", "demo"]:
+        assert f"  {command} " in result.stdout, f"-h must list {command}"
