@@ -12,6 +12,7 @@ import psycopg
 from session_sweeper import config as settings_config
 from session_sweeper import install
 from session_sweeper import migrate as migrations
+from session_sweeper.cron import JobConflict
 from session_sweeper.dsn import ConnectError, Dsn, DsnError, first_line
 from session_sweeper.output import json_default, report_lines, settings_lines
 from session_sweeper.status import check
@@ -101,7 +102,7 @@ def migrate(dsn: Dsn, cron_dsn: Dsn | None) -> None:
         result = install.apply_all(dsn, cron_dsn)
     except ConnectError as error:
         raise _fail(str(error)) from None
-    except migrations.MigrationError as error:
+    except (migrations.MigrationError, JobConflict) as error:
         _print_ids("Applied:", error.done)
         raise _fail(str(error), error.hint) from None
     except psycopg.Error as error:
@@ -262,6 +263,8 @@ def config(dsn: Dsn, cron_dsn: Dsn | None, **changes: str | None) -> None:
             settings, jobs = settings_config.show_settings(dsn), []
     except settings_config.ConfigError as error:
         raise click.BadParameter(str(error)) from None
+    except JobConflict as error:
+        raise _fail(str(error), error.hint) from None
     except ConnectError as error:
         raise _fail(str(error)) from None
     except psycopg.Error as error:

@@ -38,9 +38,7 @@ begin
             using errcode = 'feature_not_supported',
                 hint = 'Set cron.database_name = '''
                     || pg_catalog.current_database()
-                    || ''' in postgresql.conf and restart PostgreSQL, or run '
-                    'session-sweeper migrate, which schedules the job from database '
-                    || coalesce(v_cron_database, 'postgres') || '.';
+                    || ''' in postgresql.conf and restart PostgreSQL.';
     end if;
 end
 $$;

@@ -132,11 +132,36 @@ def find_job(cron_conn: psycopg.Connection, name: str) -> dict | None:
         return cur.execute(read_sql("job"), {"job_name": name}).fetchone()
 
 
+class JobConflict(RuntimeError):
+    """A job of this product that already serves another app database."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message)
+        self.hint = hint
+        self.done: list[str] = []
+
+
+def _is_leftover(cron_conn: psycopg.Connection, job: dict) -> bool:
+    """Return whether the job points at the cron database, which has no app installed.
+
+    That is where a job is left when it was scheduled there by hand or by an
+    earlier install, and moving it takes no job away from an app.
+    """
+    if job["database"] != cron_conn.info.dbname:
+        return False
+    row = cron_conn.execute(
+        "select pg_catalog.to_regclass('learning.settings') is null"
+    ).fetchone()
+    return bool(row[0])
+
+
 def upsert_job(cron_conn: psycopg.Connection, spec: JobSpec) -> bool:
     """Create the job or bring it in line with spec, and return whether it changed.
 
     cron.alter_job also moves the job to spec.database, which re-scheduling a named
-    job with cron.schedule_in_database does not do on pg_cron 1.4.
+    job with cron.schedule_in_database does not do on pg_cron 1.4. A job that runs in
+    another app database raises JobConflict instead, so a second install never takes
+    the job away from the first.
     """
     job = find_job(cron_conn, spec.name)
     if job is None:
@@ -146,6 +171,14 @@ def upsert_job(cron_conn: psycopg.Connection, spec: JobSpec) -> bool:
         )
         logger.info("scheduled %s in database %s", spec.name, spec.database)
         return True
+    if job["database"] != spec.database and not _is_leftover(cron_conn, job):
+        raise JobConflict(
+            f"the pg_cron job {spec.name} already runs in database {job['database']},"
+            f" not in {spec.database}",
+            hint=f"One pg_cron database serves one app database for each user. Run"
+            f" 'session-sweeper rollback --all' on {job['database']} first, or install"
+            " as another user.",
+        )
     if (job["schedule"], job["command"], job["database"]) == (
         spec.schedule,
         spec.command,

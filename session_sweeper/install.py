@@ -63,8 +63,8 @@ def _cron_target(app: Dsn, explicit: Dsn | None) -> tuple[Dsn | None, str | None
 def apply_all(app: Dsn, cron_dsn: Dsn | None = None) -> InstallResult:
     """Apply pending migrations, then create or update both pg_cron jobs.
 
-    A second run changes nothing. Raises ConnectError, MigrationError and
-    psycopg.Error.
+    A second run changes nothing. Raises ConnectError, MigrationError, JobConflict
+    (with .done, the migrations applied before it) and psycopg.Error.
     """
     target, cron_name = _cron_target(app, cron_dsn)
     yoyo_dsn = app
@@ -76,7 +76,11 @@ def apply_all(app: Dsn, cron_dsn: Dsn | None = None) -> InstallResult:
     with cron.open_connections(app, target) as (app_conn, cron_conn):
         if not _migration_applied(app_conn, SCHEDULE_MIGRATION):
             return result
-        result.jobs = cron.ensure_jobs(app_conn, cron_conn)
+        try:
+            result.jobs = cron.ensure_jobs(app_conn, cron_conn)
+        except cron.JobConflict as error:
+            error.done = result.migrations
+            raise
     return result
 
 

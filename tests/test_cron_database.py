@@ -49,9 +49,6 @@ def test_cron_database_yoyo_alone_raises(two_databases):
     assert "cron.database_name = 'app'" in caught.value.hint, (
         "the hint must name the setting that moves pg_cron"
     )
-    assert "session-sweeper migrate" in caught.value.hint, (
-        "the hint must name the command that schedules from the other database"
-    )
 
 
 def test_cron_database_unreachable_cron_dsn_fails(two_databases):
@@ -145,7 +142,7 @@ def test_cron_database_explicit_cron_dsn(two_databases):
     )
 
 
-def test_cron_database_moves_job_database(two_databases):
+def test_cron_database_moves_leftover_job(two_databases):
     """pg_cron 1.4 keeps a named job's database on re-schedule, so migrate alters it."""
     app = two_databases.dsn("app")
     with psycopg.connect(two_databases.dsn(CRON_HOME), autocommit=True) as conn:
@@ -183,3 +180,19 @@ def test_cron_database_real_run(two_databases):
     assert report["last_runs"][0]["interrupted"] == 0, (
         "status must join cron_home's run with app's counts"
     )
+
+
+def test_cron_database_second_app_rejected(two_databases):
+    """One pg_cron database and user can serve one app database, not two."""
+    two_databases.create_database("other_app")
+    invoke("migrate", "--dsn", two_databases.dsn("app"))
+
+    result = invoke("migrate", "--dsn", two_databases.dsn("other_app"))
+
+    assert result.exit_code == 1, "a second app database must not take over the job"
+    assert "already runs in database app" in result.output, (
+        f"the error must name the database that owns the job:\n{result.output}"
+    )
+    assert (
+        jobs_in(two_databases.dsn(CRON_HOME))["interrupt-stale-sessions"][1] == "app"
+    ), "the job must stay with the first app database"
