@@ -208,12 +208,14 @@ def ensure_jobs(
     return changed
 
 
-def unschedule_jobs(cron_conn: psycopg.Connection) -> list[str]:
-    """Unschedule both jobs where they exist, and return the names removed."""
+def unschedule_jobs(
+    cron_conn: psycopg.Connection, names: tuple[str, ...] | list[str] = JOB_NAMES
+) -> list[str]:
+    """Unschedule the named jobs where they exist, and return the names removed."""
     if not has_pg_cron(cron_conn):
         return []
     removed = []
-    for name in JOB_NAMES:
+    for name in names:
         if find_job(cron_conn, name) is not None:
             cron_conn.execute("select cron.unschedule(%s)", [name])
             removed.append(name)

@@ -13,6 +13,11 @@ from session_sweeper.dsn import ConnectError, Dsn
 logger = logging.getLogger(__name__)
 
 SCHEDULE_MIGRATION = "0005_schedule_sweep_job"
+# The migration that schedules each job where pg_cron lives in the app database.
+JOB_MIGRATIONS = {
+    SCHEDULE_MIGRATION: cron.SWEEP_JOB,
+    "0009_schedule_purge_job": cron.PURGE_JOB,
+}
 
 
 @dataclass
@@ -90,11 +95,16 @@ def rollback(
     drop_data: bool,
     cron_dsn: Dsn | None = None,
 ) -> InstallResult:
-    """Roll back migrations, and unschedule both jobs when 0005 is rolled back."""
+    """Roll back migrations, and unschedule each job whose migration is rolled back.
+
+    With pg_cron in the app database the rollback scripts unschedule the jobs
+    themselves, and this finds nothing left to do.
+    """
     target, _ = _cron_target(app, cron_dsn)
     done = migrate.rollback_migrations(app, count=count, drop_data=drop_data)
     result = InstallResult(migrations=done)
-    if SCHEDULE_MIGRATION in done:
+    names = [job for migration, job in JOB_MIGRATIONS.items() if migration in done]
+    if names:
         with cron.open_connections(app, target) as (_, cron_conn):
-            result.jobs = cron.unschedule_jobs(cron_conn)
+            result.jobs = cron.unschedule_jobs(cron_conn, names)
     return result

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from cli import main
 from session_sweeper import cron
 from session_sweeper.dsn import Dsn
+from session_sweeper.paths import MIGRATIONS_DIR
 from session_sweeper.status import check
 
 SWEEP_COMMAND = "call learning.sweep_stale_sessions()"
@@ -266,4 +267,19 @@ def test_retention_out_of_range(history, sweeper_dsn, option):
     assert result.exit_code == 2, "an out-of-range retention is bad input"
     assert "between 3 days and 365 days, not 1 day" in result.output, (
         f"the error must state the allowed range:\n{result.output}"
+    )
+
+
+def test_purge_migration_command_matches(history):
+    """0009 writes the purge command in SQL; config and verify build it in Python."""
+    history.execute("select cron.unschedule('purge-sweep-run-details')")
+    source = (MIGRATIONS_DIR / "0009_schedule_purge_job.sql").read_text()
+    body = source[source.index("do $$") :]
+    history.execute(body)
+    command = history.execute(
+        "select command from cron.job where jobname = %s", [cron.PURGE_JOB]
+    ).fetchone()[0]
+
+    assert command == cron.purge_command(history, "14 days"), (
+        "0009's purge command must equal sql/purge_run_details.sql with the retention"
     )
