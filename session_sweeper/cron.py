@@ -142,11 +142,18 @@ class JobConflict(RuntimeError):
 
 
 def _is_leftover(cron_conn: psycopg.Connection, job: dict) -> bool:
-    """Return whether the job points at the cron database, which has no app installed.
+    """Return whether moving the job takes it away from no app.
 
-    That is where a job is left when it was scheduled there by hand or by an
-    earlier install, and moving it takes no job away from an app.
+    That holds when its database was dropped, and when it is the cron database
+    without the app installed, where a job scheduled by hand or by an earlier
+    install is left.
     """
+    row = cron_conn.execute(
+        "select not exists (select from pg_catalog.pg_database where datname = %s)",
+        [job["database"]],
+    ).fetchone()
+    if row[0]:
+        return True
     if job["database"] != cron_conn.info.dbname:
         return False
     row = cron_conn.execute(

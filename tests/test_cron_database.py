@@ -196,3 +196,20 @@ def test_cron_database_second_app_rejected(two_databases):
     assert (
         jobs_in(two_databases.dsn(CRON_HOME))["interrupt-stale-sessions"][1] == "app"
     ), "the job must stay with the first app database"
+
+
+def test_cron_database_job_of_dropped_database(two_databases):
+    """A job left pointing at a dropped database belongs to no app, so migrate moves it."""
+    two_databases.create_database("gone")
+    invoke("migrate", "--dsn", two_databases.dsn("gone"))
+    with psycopg.connect(two_databases.dsn("postgres"), autocommit=True) as conn:
+        conn.execute("drop database gone with (force)")
+
+    result = invoke("migrate", "--dsn", two_databases.dsn("app"))
+
+    assert result.exit_code == 0, (
+        f"migrate must take over an orphaned job:\n{result.output}"
+    )
+    assert (
+        jobs_in(two_databases.dsn(CRON_HOME))["interrupt-stale-sessions"][1] == "app"
+    ), "the orphaned job must move to the app database"
