@@ -31,8 +31,8 @@ JOB_NAMES = (SWEEP_JOB, PURGE_JOB)
 DEFAULT_SCHEDULE = "*/10 * * * *"
 DEFAULT_RUN_DETAILS_RETENTION = "14 days"
 
-# The setting that tells migration 0005 that migrate schedules the job itself from
-# the pg_cron database named in its value.
+# migrate sets this to the pg_cron database's name when it schedules the job from
+# there itself, and migration 0005 then skips its own scheduling.
 CRON_DATABASE_SETTING = "session_sweeper.cron_database"
 
 
@@ -105,7 +105,7 @@ def purge_command(conn: psycopg.Connection, retention: str) -> str:
     return body.strip().replace("{retention}", literal)
 
 
-def wanted_jobs(
+def expected_jobs(
     app_conn: psycopg.Connection, cron_conn: psycopg.Connection
 ) -> list[JobSpec]:
     """Return the two jobs as the settings in the app database define them."""
@@ -209,7 +209,7 @@ def ensure_jobs(
     if is_separate(app_conn, cron_conn):
         cron_conn.execute("create extension if not exists pg_cron")
     changed = []
-    for spec in wanted_jobs(app_conn, cron_conn):
+    for spec in expected_jobs(app_conn, cron_conn):
         if upsert_job(cron_conn, spec):
             changed.append(spec.name)
     return changed

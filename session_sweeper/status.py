@@ -203,9 +203,10 @@ def _check_runs(
     finished = [r for r in report.last_runs if r["status"] in FINISHED]
     if finished and finished[0]["status"] == "failed":
         last = finished[0]
+        # pg_cron stores ERROR, DETAIL and HINT on separate lines; a problem is one line.
+        message = " ".join((last["return_message"] or "").split())
         report.problem(
-            f"the last finished run (runid {last['runid']}) failed: "
-            f"{(last['return_message'] or '').strip()}"
+            f"the last finished run (runid {last['runid']}) failed: {message}"
         )
 
     for run in report.last_runs:

@@ -89,7 +89,7 @@ def compare_jobs(
     if not cron.has_pg_cron(cron_conn):
         return [f"pg_cron is not installed in database {cron_conn.info.dbname}"]
     differences = []
-    for spec in cron.wanted_jobs(app_conn, cron_conn):
+    for spec in cron.expected_jobs(app_conn, cron_conn):
         differences += _compare_job(cron.find_job(cron_conn, spec.name), spec)
     return differences
 

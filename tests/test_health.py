@@ -163,13 +163,13 @@ def test_status_last_run_failed(health, sweeper_dsn):
     jobid = sweep_jobid(health)
     write_run(health, jobid, "succeeded", "12 minutes", "12 minutes", "CALL")
     runid = write_run(
-        health, jobid, "failed", "2 minutes", "2 minutes", "ERROR: canceling statement"
+        health, jobid, "failed", "2 minutes", "2 minutes", "ERROR: canceling statement\nHINT: raise it"
     )
 
     report = check(Dsn(sweeper_dsn))
 
     assert (
-        f"the last finished run (runid {runid}) failed: ERROR: canceling statement"
+        f"the last finished run (runid {runid}) failed: ERROR: canceling statement HINT: raise it"
         in (report.problems)
     ), f"a failed last run must be named with its message: {report.problems}"
 
