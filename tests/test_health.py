@@ -163,7 +163,12 @@ def test_status_last_run_failed(health, sweeper_dsn):
     jobid = sweep_jobid(health)
     write_run(health, jobid, "succeeded", "12 minutes", "12 minutes", "CALL")
     runid = write_run(
-        health, jobid, "failed", "2 minutes", "2 minutes", "ERROR: canceling statement\nHINT: raise it"
+        health,
+        jobid,
+        "failed",
+        "2 minutes",
+        "2 minutes",
+        "ERROR: canceling statement\nHINT: raise it",
     )
 
     report = check(Dsn(sweeper_dsn))
