@@ -32,7 +32,10 @@ INVALID_DSN_MESSAGE = (
     "Error: Invalid value for '--dsn': invalid connection string: expected a "
     "postgresql:// URI or key=value pairs such as 'host=localhost dbname=app'"
 )
-MISSING_DSN_MESSAGE = "Error: Invalid value for '--dsn': no connection string: pass --dsn or set DATABASE_URL"
+MISSING_DSN_MESSAGE = (
+    "Error: Invalid value for '--dsn': "
+    "no connection string: pass --dsn or set DATABASE_URL"
+)
 # Every command that connects, with the arguments it needs besides --dsn.
 COMMANDS = [["migrate"], ["rollback"], ["break-lock"], ["sweep"], ["status"]]
 COMMAND_IDS = [command[0] for command in COMMANDS]
@@ -72,15 +75,23 @@ def cron_dsn(throwaway_server) -> str:
     return server.create_database(CYCLE_DATABASE)
 
 
-@pytest.fixture
-def unreachable_dsn() -> str:
+# A password in each place a libpq connection string can carry one.
+UNREACHABLE_DSNS = {
+    "uri": "postgresql://app:{secret}@127.0.0.1:{port}/app?connect_timeout=5",
+    "uri-query": "postgresql://app@127.0.0.1:{port}/app?password={secret}",
+    "key-value": "host=127.0.0.1 port={port} dbname=app user=app password='{secret}'",
+}
+
+
+@pytest.fixture(params=list(UNREACHABLE_DSNS), ids=list(UNREACHABLE_DSNS))
+def unreachable_dsn(request) -> str:
     """Return a DSN with a password for a port on 127.0.0.1 where nothing listens."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     # NOTE: another process may bind the port after the probe closes. A server there
     # would reject the login as app, and the commands would still fail to connect.
-    return f"postgresql://app:{SECRET}@127.0.0.1:{port}/app?connect_timeout=5"
+    return UNREACHABLE_DSNS[request.param].format(port=port, secret=SECRET)
 
 
 def seed(dsn: str) -> None:
@@ -451,6 +462,93 @@ def test_status_old_stale_session_is_unhealthy(sweeper_dsn, db):
     )
     problems = [line for line in output if "the sweep is not keeping up" in line]
     assert len(problems) == 1, "a session stale for 90 minutes must be a problem"
+    assert "1 stale sessions" not in problems[0], (
+        f"one stale session must be counted in the singular: {problems[0]!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    "last_success", [None, "3 hours"], ids=["never", "3-hours-ago"]
+)
+def test_status_overdue_job_is_unhealthy(cron_dsn, last_success):
+    """An install older than two intervals with no recent success is a silent job."""
+    run("migrate", "--dsn", cron_dsn)
+    with psycopg.connect(cron_dsn) as conn:
+        conn.execute(
+            "update _yoyo_migration set applied_at_utc = applied_at_utc - interval '4 hours'"
+        )
+        if last_success is not None:
+            conn.execute(
+                """
+                insert into cron.job_run_details
+                    (jobid, runid, job_pid, database, username, command, status,
+                     return_message, start_time, end_time)
+                select j.jobid, nextval('cron.runid_seq'), 4242, j.database, j.username,
+                    j.command, 'succeeded', '1 row',
+                    now() - %s::interval, now() - %s::interval
+                from cron.job as j
+                """,
+                [last_success, last_success],
+            )
+
+    result = run("status", "--dsn", cron_dsn)
+
+    assert result.exit_code == 1, result.output
+    problems = [
+        line
+        for line in lines(result.stdout)
+        if line.startswith("  - no run succeeded within two intervals (20 minutes)")
+    ]
+    assert len(problems) == 1, "a job with no success for hours must be a problem"
+    for garbled in ("was ever", "was since"):
+        assert garbled not in problems[0], (
+            f"the problem must state plainly when the last run succeeded: {problems[0]!r}"
+        )
+
+
+def test_status_prints_run_times_in_utc(sweeper_dsn, db):
+    """The runs table is headed 'start (UTC)', whatever the session's TimeZone is."""
+    runid = db.execute(
+        """
+        insert into cron.job_run_details
+            (jobid, runid, job_pid, database, username, command, status,
+             return_message, start_time, end_time)
+        select j.jobid, nextval('cron.runid_seq'), 4242, j.database, j.username,
+            j.command, 'succeeded', '1 row',
+            '2026-01-02 03:04:05+00', '2026-01-02 03:04:06+00'
+        from cron.job as j
+        where j.jobname = %s
+        returning runid
+        """,
+        [JOB_NAME],
+    ).fetchone()[0]
+    new_york = sweeper_dsn + "?options=-c%20TimeZone%3DAmerica/New_York"
+    try:
+        result = run("status", "--dsn", new_york)
+    finally:
+        db.execute("delete from cron.job_run_details where runid = %s", [runid])
+
+    output = lines(result.stdout)
+    run_lines = [line for line in output if line.lstrip().startswith(f"{runid} ")]
+    assert len(run_lines) == 1, f"run {runid} must be listed: {result.stdout}"
+    assert "2026-01-02 03:04:05" in run_lines[0], (
+        f"a start time under 'start (UTC)' must be in UTC: {run_lines[0]!r}"
+    )
+
+
+def test_status_outside_cron_database_names_it(fresh_dsn):
+    """migrate cannot install pg_cron here, so status must name cron.database_name."""
+    run("migrate", "--dsn", fresh_dsn)
+
+    result = run("status", "--dsn", fresh_dsn)
+
+    assert result.exit_code == 1, result.output
+    problems = [line for line in lines(result.stdout) if line.startswith("  - ")]
+    assert len(problems) == 1, f"expected one problem: {result.stdout}"
+    assert "cron.database_name" in problems[0], (
+        "the problem must say that pg_cron runs in another database, "
+        f"not only to run migrate: {problems[0]!r}"
+    )
 
 
 def test_status_before_migrate_is_unhealthy(fresh_dsn):

@@ -26,7 +26,7 @@ def get_job(conn: psycopg.Connection) -> dict:
 def wait_for_success(
     conn: psycopg.Connection, jobid: int, after: datetime
 ) -> dict | None:
-    """Poll cron.job_run_details until a run of jobid that started after `after` succeeds."""
+    """Poll cron.job_run_details for a successful run of jobid started after `after`."""
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     with conn.cursor(row_factory=dict_row) as cur:
         while time.monotonic() < deadline:

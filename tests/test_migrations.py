@@ -207,8 +207,29 @@ def test_migrate_twice_applies_nothing(cron_dsn):
     assert job_count(cron_dsn) == 1, "a second migrate must not add a second job"
 
 
+def test_migrate_reapplies_after_lost_records(cron_dsn):
+    """yoyo records a migration after applying it, so a kill in between is harmless."""
+    apply_migrations(cron_dsn)
+    seed(cron_dsn)
+    with psycopg.connect(cron_dsn) as conn:
+        conn.execute("update learning.settings set idle_timeout = '45 minutes'")
+        conn.execute("delete from _yoyo_migration")
+    before = dump(cron_dsn)
+
+    applied = apply_migrations(cron_dsn)
+
+    assert applied == ALL_MIGRATIONS, "every migration must apply again over itself"
+    assert dump(cron_dsn) == before, "applying the migrations again changed the data"
+    assert job_count(cron_dsn) == 1, "applying 0005 again must keep one job"
+    with psycopg.connect(cron_dsn) as conn:
+        row = conn.execute(
+            "select idle_timeout::text from learning.settings"
+        ).fetchone()
+    assert row[0] == "00:45:00", "applying 0002 again reset a changed setting"
+
+
 def test_migrate_concurrent_applies_once(cron_dsn):
-    """Two migrates at once: yoyo's lock lets one apply everything and the other nothing."""
+    """Two migrates at once: one applies everything and the other nothing."""
     results: list[list[str]] = []
     failures: list[BaseException] = []
 

@@ -63,8 +63,15 @@ def add_event(
 def get_session(conn: psycopg.Connection, session_id: int) -> dict:
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            "select *, now() as now from learning.sessions where id = %s", [session_id]
+            "select *, now() as now, clock_timestamp() as clock"
+            " from learning.sessions where id = %s",
+            [session_id],
         ).fetchone()
+
+
+def is_server_time(row: dict) -> bool:
+    """Return whether last_event_at lies between the transaction start and the read."""
+    return row["now"] <= row["last_event_at"] <= row["clock"]
 
 
 def interrupt(conn: psycopg.Connection, user_id: str | None) -> int:
@@ -74,7 +81,7 @@ def interrupt(conn: psycopg.Connection, user_id: str | None) -> int:
 
 
 def sweep(conn: psycopg.Connection) -> tuple[int, int]:
-    """Run the job's command on an autocommit connection and return (interrupted, batches)."""
+    """Run the job's command in autocommit mode and return (interrupted, batches)."""
     assert conn.autocommit, "the sweep commits per batch and needs autocommit"
     return tuple(conn.execute("call learning.sweep_stale_sessions()").fetchone())
 
@@ -91,6 +98,46 @@ def set_setting(conn: psycopg.Connection, column: str, value: object) -> None:
         sql.Identifier(column)
     )
     conn.execute(query, [value])
+
+
+# Table constraints
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "constraint"),
+    [
+        ("user_id", "", "sessions_user_id_check"),
+        ("status", "paused", "sessions_status_check"),
+        ("duration_seconds", -1, "sessions_duration_seconds_check"),
+    ],
+)
+def test_sessions_invalid_value_is_rejected(db, column, value, constraint):
+    values = {"user_id": "u1", "status": "active", "duration_seconds": 0, column: value}
+
+    with pytest.raises(errors.CheckViolation) as caught:
+        db.execute(
+            "insert into learning.sessions (user_id, status, duration_seconds)"
+            " values (%(user_id)s, %(status)s, %(duration_seconds)s)",
+            values,
+        )
+
+    assert caught.value.diag.constraint_name == constraint, (
+        f"{column} = {value!r} must be rejected by {constraint}"
+    )
+
+
+def test_sessions_defaults_match_contract(db):
+    with db.transaction():
+        session_id = db.execute(
+            "insert into learning.sessions (user_id) values ('u1') returning id"
+        ).fetchone()[0]
+        row = get_session(db, session_id)
+
+    assert row["status"] == "active", "a new session must default to active"
+    assert row["started_at"] == row["now"], "started_at must default to now()"
+    assert row["last_event_at"] == row["now"], "last_event_at must default to now()"
+    assert row["ended_at"] is None, "an active session must have no ended_at"
+    assert row["duration_seconds"] == 0, "duration_seconds must default to 0"
 
 
 # Stale boundary
@@ -143,8 +190,8 @@ def test_stale_cutoff_is_now_minus_idle_timeout(db):
     assert row[0] is True, "stale_cutoff() must be now() minus the idle timeout"
 
 
-def test_sweep_boundary_is_strict(db):
-    """The sweep's cutoff comes from the same function, so a fresh session is never stale."""
+def test_sweep_uses_idle_timeout(db):
+    """The sweep has its own now(), so the sessions sit a second either side."""
     exact = add_session(db, "u1", idle="29 minutes 59 seconds")
     over = add_session(db, "u1", idle="30 minutes 1 second")
 
@@ -397,7 +444,7 @@ def test_trigger_sets_clock_to_server_time(db, occurred_at):
             "select occurred_at from learning.reading_events"
         ).fetchone()[0]
 
-    assert row["last_event_at"] == row["now"], (
+    assert is_server_time(row), (
         f"last_event_at must be the server's time of the insert, not {occurred_at}"
     )
     assert stored == occurred_at, "occurred_at must be stored as the client sent it"
@@ -542,7 +589,7 @@ def test_settings_second_row_is_rejected(db):
 
 
 def seed_mixed(conn: psycopg.Connection) -> dict[str, int]:
-    """Seed fresh, stale, completed and interrupted sessions of two users, with events."""
+    """Seed fresh, stale, completed and interrupted sessions of two users."""
     ids = {
         "fresh": add_session(conn, "u1"),
         "stale": add_session(conn, "u1", idle="2 hours"),
@@ -668,7 +715,7 @@ def test_sweep_second_call_interrupts_nothing(db):
 
 
 def test_sweep_catches_session_started_after_last_event(db):
-    """sweep_key is least(started_at, last_event_at), so a later started_at is still found."""
+    """The sweep finds a stale session whose started_at is after last_event_at."""
     session_id = db.execute(
         """
         insert into learning.sessions (user_id, started_at, last_event_at)
