@@ -61,5 +61,14 @@ begin
         '*/10 * * * *', -- every 10 minutes
         'call learning.sweep_stale_sessions()'
     );
+
+    -- pg_cron 1.4 keeps a named job's database when it schedules the name again, so a
+    -- job left by an install into a database since dropped would never run here.
+    perform cron.alter_job(j.jobid, database => pg_catalog.current_database())
+    from cron.job as j
+    where j.jobname = 'interrupt-stale-sessions'
+        and j.username = current_user
+        and j.database <> pg_catalog.current_database()
+        and not exists (select from pg_catalog.pg_database as d where d.datname = j.database);
 end
 $$;

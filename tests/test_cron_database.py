@@ -213,3 +213,22 @@ def test_cron_database_job_of_dropped_database(two_databases):
     assert (
         jobs_in(two_databases.dsn(CRON_HOME))["interrupt-stale-sessions"][1] == "app"
     ), "the orphaned job must move to the app database"
+
+
+def test_cron_database_yoyo_reclaims_orphaned_job(throwaway_server):
+    """0005 alone moves a job whose database was dropped to the database it runs in."""
+    server = throwaway_server(preload_pg_cron=True, cron_database="home")
+    server.create_database("home")
+    with psycopg.connect(server.dsn("home"), autocommit=True) as conn:
+        conn.execute("create extension pg_cron")
+        conn.execute(
+            "select cron.schedule_in_database('interrupt-stale-sessions', '*/10 * * * *',"
+            " 'call learning.sweep_stale_sessions()', 'home')"
+        )
+        conn.execute("update cron.job set database = 'dropped_long_ago'")
+
+    apply_migrations(server.dsn("home"))
+
+    assert jobs_in(server.dsn("home"))["interrupt-stale-sessions"][1] == "home", (
+        "0005 must move an orphaned job to the cron database it is applied to"
+    )
