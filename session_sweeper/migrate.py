@@ -29,7 +29,9 @@ class MigrationError(RuntimeError):
     done lists the migrations that were applied or rolled back before it failed.
     """
 
-    def __init__(self, message: str, hint: str | None = None, done: list[str] | None = None):
+    def __init__(
+        self, message: str, hint: str | None = None, done: list[str] | None = None
+    ):
         super().__init__(message)
         self.hint = hint
         self.done = done or []
@@ -89,7 +91,9 @@ def pending(dsn: Dsn) -> list[Migration]:
     """Return the migrations not yet applied, in the order migrate applies them."""
     backend = _open_backend(dsn)
     with backend:
-        return [_describe(m) for m in backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))]
+        return [
+            _describe(m) for m in backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))
+        ]
 
 
 def applied(dsn: Dsn) -> list[Migration]:
