@@ -16,15 +16,24 @@ begin
             pg_catalog.array_agg(distinct e.user_id) as user_ids
         from new_events as e
     ),
-    -- The touch waits for a row lock, and it takes them in id order, so two inserts
-    -- touching the same sessions cannot deadlock. greatest() keeps the clock from
-    -- moving backwards when an older transaction commits later.
+    -- The touch waits for row locks. It takes them here, sorted by id, because an
+    -- UPDATE locks in the order of its plan (a sequential scan goes by page), and two
+    -- inserts locking the same sessions in different orders can deadlock.
+    locked as (
+        select s.id
+        from learning.sessions as s, batch
+        where s.id = any (batch.session_ids)
+            and s.status = 'active'
+        order by s.id
+        for no key update of s
+    ),
+    -- greatest() keeps the clock from moving backwards when an older transaction
+    -- commits later.
     touched as (
         update learning.sessions as s
         set last_event_at = greatest(s.last_event_at, pg_catalog.now())
-        from batch
-        where s.id = any (batch.session_ids)
-            and s.status = 'active'
+        from locked
+        where s.id = locked.id
         returning s.id
     ),
     -- The scalar subquery on touched makes the touch run before this scan. The
