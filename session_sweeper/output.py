@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from session_sweeper.config import BY_COLUMN
 from session_sweeper.status import Report
@@ -18,7 +18,8 @@ def json_default(value):
 
 
 def _when(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d %H:%M:%S}" if value else "-"
+    # pg_cron 1.4 runs schedules in UTC, so times print in UTC whatever TimeZone is.
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if value else "-"
 
 
 def _table(rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:

@@ -21,7 +21,7 @@ The interval is the longest gap between two fire times of the schedule.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg.rows import dict_row
@@ -95,6 +95,15 @@ def _installed_at(conn: psycopg.Connection) -> datetime | None:
     return row["at"] if row else None
 
 
+def _utc(moment: datetime) -> str:
+    """Format a time in UTC, whatever the session's TimeZone."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def human_duration(delta: timedelta) -> str:
     """Return a duration such as '25 minutes' or '2 hours 5 minutes'."""
     seconds = int(delta.total_seconds())
@@ -143,7 +152,9 @@ def _read_runs(app_conn, cron_conn, jobid: int, limit: int) -> list[dict]:
     return runs
 
 
-def _check_job(report: Report, job: dict | None, name: str, database: str) -> bool:
+def _check_job(
+    report: Report, job: dict | None, name: str, database: str, cron_database: str
+) -> bool:
     if job is None:
         report.problem(
             f"the pg_cron job {name} is missing: run 'session-sweeper migrate'"
@@ -153,8 +164,9 @@ def _check_job(report: Report, job: dict | None, name: str, database: str) -> bo
         report.problem(f"the pg_cron job {name} is inactive")
     if job["database"] != database:
         report.problem(
-            f"the pg_cron job {name} runs in database {job['database']}, not in {database}:"
-            " run 'session-sweeper migrate'"
+            f"the pg_cron job {name} runs in database {job['database']}, not in {database},"
+            f" and pg_cron's cron.database_name is {cron_database}: run"
+            f" 'session-sweeper migrate' on {database} once no other database needs the job"
         )
     return True
 
@@ -173,7 +185,7 @@ def _check_success(
     starts = [t for t in (installed_at, changed_at) if t is not None]
     reference = max([t for t in (last_success, *starts) if t is not None], default=None)
     if reference is None or now - reference > window:
-        since = f"at {last_success:%Y-%m-%d %H:%M:%S} UTC" if last_success else "never"
+        since = f"at {_utc(last_success)} UTC" if last_success else "never"
         report.problem(
             f"no run succeeded within two intervals ({human_duration(window)}):"
             f" the last success was {since}"
@@ -184,8 +196,8 @@ def _check_success(
         when = "is due" if first_due > now else "was due"
         cause = "fresh install" if last_success is None else "schedule changed"
         report.notes.append(
-            f"{cause}: the first run {when} at {first_due:%Y-%m-%d %H:%M:%S} UTC,"
-            f" and status allows until {reference + window:%Y-%m-%d %H:%M:%S} UTC"
+            f"{cause}: the first run {when} at {_utc(first_due)} UTC,"
+            f" and status allows until {_utc(reference + window)} UTC"
         )
 
 
@@ -204,7 +216,8 @@ def _check_runs(
     if finished and finished[0]["status"] == "failed":
         last = finished[0]
         # pg_cron stores ERROR, DETAIL and HINT on separate lines; a problem is one line.
-        message = " ".join((last["return_message"] or "").split())
+        lines = (last["return_message"] or "").splitlines()
+        message = " ".join(line.strip() for line in lines if line.strip())
         report.problem(
             f"the last finished run (runid {last['runid']}) failed: {message}"
         )
@@ -228,7 +241,8 @@ def _check_runs(
     oldest = report.oldest_stale_seconds
     if oldest is not None and oldest > (2 * interval).total_seconds():
         report.problem(
-            f"{report.stale_sessions} stale sessions are waiting, the oldest for "
+            f"{_count(report.stale_sessions, 'stale session')} "
+            f"{'is' if report.stale_sessions == 1 else 'are'} waiting, the oldest for "
             f"{human_duration(timedelta(seconds=oldest))}, longer than two intervals:"
             " the sweep is not keeping up"
         )
@@ -273,11 +287,13 @@ def check(dsn: Dsn, runs: int = 5, cron_dsn: Dsn | None = None) -> Report:
             return report
 
         purge = cron.find_job(cron_conn, cron.PURGE_JOB)
-        if _check_job(report, purge, cron.PURGE_JOB, cron_conn.info.dbname):
+        if _check_job(
+            report, purge, cron.PURGE_JOB, cron_conn.info.dbname, cron_conn.info.dbname
+        ):
             report.purge_job = _job_view(purge)
 
         job = cron.find_job(cron_conn, JOB_NAME)
-        if not _check_job(report, job, JOB_NAME, database):
+        if not _check_job(report, job, JOB_NAME, database, cron_conn.info.dbname):
             return report
         report.job = _job_view(job)
         _check_config(report, job)

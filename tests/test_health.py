@@ -267,7 +267,7 @@ def test_status_old_stale_sessions(health, sweeper_dsn):
 
     assert report.stale_sessions == 1, "the stale session must be counted"
     assert any(
-        p.startswith("1 stale sessions are waiting, the oldest for 21 minutes")
+        p.startswith("1 stale session is waiting, the oldest for 21 minutes")
         for p in report.problems
     ), (
         f"a session stale for more than two intervals must be a problem: {report.problems}"
