@@ -89,7 +89,9 @@ def main(verbose: bool) -> None:
 
 
 lock_timeout_option = click.option(
-    "--lock-timeout", type=click.FloatRange(min=0), default=migrations.LOCK_TIMEOUT,
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=migrations.LOCK_TIMEOUT,
     show_default=True,
     help="Seconds to wait for another migrate or rollback to release the migration lock.",
 )
@@ -174,8 +176,9 @@ def rollback(
 
 @main.command("break-lock")
 @dsn_option
-@click.option("--force", is_flag=True,
-              help="Remove the lock even when its pid runs on this host.")
+@click.option(
+    "--force", is_flag=True, help="Remove the lock even when its pid runs on this host."
+)
 def break_lock(dsn: Dsn, force: bool) -> None:
     """Remove the migration lock that a killed migrate left behind.
 
