@@ -216,14 +216,27 @@ def ensure_jobs(
 
 
 def unschedule_jobs(
-    cron_conn: psycopg.Connection, names: tuple[str, ...] | list[str] = JOB_NAMES
+    cron_conn: psycopg.Connection,
+    app_database: str,
+    names: tuple[str, ...] | list[str] = JOB_NAMES,
 ) -> list[str]:
-    """Unschedule the named jobs where they exist, and return the names removed."""
+    """Unschedule the named jobs of app_database, and return the names removed.
+
+    The sweep job counts when it runs in app_database and the purge job when it runs
+    in pg_cron's database, so a rollback leaves a job that sweeps another database.
+    """
     if not has_pg_cron(cron_conn):
         return []
+    databases = {SWEEP_JOB: app_database, PURGE_JOB: cron_conn.info.dbname}
     removed = []
     for name in names:
-        if find_job(cron_conn, name) is not None:
-            cron_conn.execute("select cron.unschedule(%s)", [name])
+        # By id, because cron.unschedule by name finds only the current user's job,
+        # and another role may have scheduled it.
+        rows = cron_conn.execute(
+            "select cron.unschedule(j.jobid) from cron.job as j"
+            " where j.jobname = %s and j.database = %s",
+            [name, databases[name]],
+        ).fetchall()
+        if rows:
             removed.append(name)
     return removed

@@ -112,6 +112,6 @@ def rollback(
     result = InstallResult(migrations=done)
     names = [job for migration, job in JOB_MIGRATIONS.items() if migration in done]
     if names:
-        with cron.open_connections(app, target) as (_, cron_conn):
-            result.jobs = cron.unschedule_jobs(cron_conn, names)
+        with cron.open_connections(app, target) as (app_conn, cron_conn):
+            result.jobs = cron.unschedule_jobs(cron_conn, app_conn.info.dbname, names)
     return result
