@@ -68,17 +68,34 @@ def cron_dsn_for(app: Dsn, conn: psycopg.Connection, explicit: Dsn | None) -> Ds
     return app.with_params(dbname=name)
 
 
+def cron_database_exists(conn: psycopg.Connection) -> bool:
+    """Return whether cron.database_name names a database of this server, or is unset."""
+    name = cron_database_name(conn)
+    if name is None:
+        return True
+    row = conn.execute(
+        "select exists (select from pg_catalog.pg_database where datname = %s)", [name]
+    ).fetchone()
+    return bool(row[0])
+
+
 @contextlib.contextmanager
 def open_connections(
-    app: Dsn, cron: Dsn | None = None, autocommit: bool = True
+    app: Dsn,
+    cron: Dsn | None = None,
+    autocommit: bool = True,
+    missing_ok: bool = False,
 ) -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
     """Yield (app connection, cron connection), one connection when both are the same.
 
-    Raises ConnectError when either cannot connect.
+    With missing_ok and no explicit cron DSN, a cron.database_name that names no
+    database of this server yields the app connection twice, where the caller then
+    finds no pg_cron. Raises ConnectError when either cannot connect.
     """
     with app.connect(autocommit=autocommit) as app_conn:
         target = cron_dsn_for(app, app_conn, cron)
-        if target.conninfo() == app.conninfo():
+        same = target.conninfo() == app.conninfo()
+        if same or (missing_ok and cron is None and not cron_database_exists(app_conn)):
             yield app_conn, app_conn
             return
         with target.connect(autocommit=autocommit) as cron_conn:

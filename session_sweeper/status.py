@@ -270,6 +270,12 @@ def _pg_cron_missing(conn: psycopg.Connection) -> str:
             f" = '{database}' and restart PostgreSQL"
         )
     cron_database = setup["cron_database"] or "postgres"
+    if cron_database != database and not setup["cron_database_exists"]:
+        return (
+            f"pg_cron runs in database {cron_database}, not in {database}, and no"
+            f" database {cron_database} exists: create it or set cron.database_name"
+            f" = '{database}', then restart PostgreSQL"
+        )
     if cron_database != database:
         return (
             f"pg_cron runs in database {cron_database}, not in {database}: pass"
@@ -286,7 +292,9 @@ def check(dsn: Dsn, runs: int = 5, cron_dsn: Dsn | None = None) -> Report:
     query fails, for example on missing privileges.
     """
     report = Report()
-    with cron.open_connections(dsn, cron_dsn) as (app_conn, cron_conn):
+    # A cron.database_name that names no database is a fault to report, not a server
+    # that cannot be reached.
+    with cron.open_connections(dsn, cron_dsn, missing_ok=True) as (app_conn, cron_conn):
         now = _one(app_conn, "select pg_catalog.now() as now")["now"]
         database = app_conn.info.dbname
 

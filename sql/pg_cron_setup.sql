@@ -6,4 +6,10 @@ select
     pg_catalog.current_setting('shared_preload_libraries')
         ~ '(^|[\s,])"?pg_cron"?($|[\s,])' as preloaded,
     pg_catalog.current_setting('cron.database_name', true) as cron_database,
+    exists (
+        select from pg_catalog.pg_database as d
+        where d.datname = coalesce(
+            pg_catalog.current_setting('cron.database_name', true), 'postgres'
+        )
+    ) as cron_database_exists,
     pg_catalog.current_database() as database
