@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from helpers import ALL_MIGRATIONS, count_down_to, migrations_before, migrations_from
 from psycopg import sql
 
 from session_sweeper.migrate import (
@@ -19,14 +20,6 @@ from session_sweeper.migrate import (
     rollback_migrations,
 )
 
-ALL_MIGRATIONS = [
-    "0001_create_learning_tables",
-    "0002_create_interrupt_function",
-    "0003_create_sweep_procedure",
-    "0004_create_event_trigger",
-    "0005_schedule_sweep_job",
-    "0006_create_app_role",
-]
 CYCLE_DATABASE = "cycle"
 JOB_NAME = "interrupt-stale-sessions"
 
@@ -124,10 +117,10 @@ def test_migrate_outside_cron_database_fails_at_job(fresh_dsn):
     assert caught.value.hint == (
         f"Set cron.database_name = '{name}' in postgresql.conf and restart PostgreSQL."
     ), "the hint must say how to move pg_cron to this database"
-    assert caught.value.done == ALL_MIGRATIONS[:4], (
+    assert caught.value.done == migrations_before("0005"), (
         "the error must list the migrations applied before 0005 failed"
     )
-    assert applied_ids(fresh_dsn) == ALL_MIGRATIONS[:4], (
+    assert applied_ids(fresh_dsn) == migrations_before("0005"), (
         "0001 to 0004 must stay applied when 0005 fails"
     )
 
@@ -156,7 +149,7 @@ def test_migrate_outside_cron_database_retry_fails_same(fresh_dsn):
     assert str(caught.value).startswith("0005_schedule_sweep_job failed:"), (
         "a second migrate must retry only 0005"
     )
-    assert applied_ids(fresh_dsn) == ALL_MIGRATIONS[:4], (
+    assert applied_ids(fresh_dsn) == migrations_before("0005"), (
         "a failed retry must leave 0001 to 0004 applied"
     )
 
@@ -305,12 +298,14 @@ def test_migrate_after_rollback_all_restores_everything(cron_dsn):
 def test_rollback_count_rolls_back_latest(cron_dsn):
     apply_migrations(cron_dsn)
 
-    rolled_back = rollback_migrations(cron_dsn, count=3)
+    rolled_back = rollback_migrations(cron_dsn, count=count_down_to("0003"))
 
-    assert rolled_back == ALL_MIGRATIONS[:2:-1], (
-        "rollback with count 3 must undo the three latest migrations"
+    assert rolled_back == migrations_from("0004")[::-1], (
+        "rollback with a count must undo that many of the latest migrations"
     )
-    assert applied_ids(cron_dsn) == ALL_MIGRATIONS[:3], "0001 to 0003 must stay applied"
+    assert applied_ids(cron_dsn) == migrations_before("0004"), (
+        "0001 to 0003 must stay applied"
+    )
     assert job_count(cron_dsn) == 0, "rolling back 0005 must unschedule the job"
 
 
@@ -319,11 +314,13 @@ def test_rollback_job_trigger_and_sweep_keeps_data(cron_dsn):
     seed(cron_dsn)
     before = dump(cron_dsn)
 
-    rolled_back = rollback_migrations(cron_dsn, count=4)
+    rolled_back = rollback_migrations(cron_dsn, count=count_down_to("0002"))
 
-    assert rolled_back == ALL_MIGRATIONS[:1:-1], "count 4 must undo 0006 to 0003"
+    assert rolled_back == migrations_from("0003")[::-1], (
+        "the rollback must undo the latest migrations down to 0003"
+    )
     assert dump(cron_dsn) == before, (
-        "rolling back 0003 to 0005 changed sessions or events"
+        "rolling back 0003 and later migrations changed sessions or events"
     )
     assert not relation_exists(cron_dsn, "learning.sweep_runs"), (
         "rolling back 0003 must drop the sweep's run history"
@@ -334,12 +331,16 @@ def test_migrate_after_partial_rollback_keeps_data(cron_dsn):
     apply_migrations(cron_dsn)
     seed(cron_dsn)
     before = dump(cron_dsn)
-    rollback_migrations(cron_dsn, count=4)
+    rollback_migrations(cron_dsn, count=count_down_to("0002"))
 
     applied = apply_migrations(cron_dsn)
 
-    assert applied == ALL_MIGRATIONS[2:], "migrate must apply 0003 to 0006 again"
-    assert dump(cron_dsn) == before, "applying 0003 to 0005 again changed the data"
+    assert applied == migrations_from("0003"), (
+        "migrate must apply 0003 and the later migrations again"
+    )
+    assert dump(cron_dsn) == before, (
+        "applying 0003 and the later migrations again changed the data"
+    )
     assert job_count(cron_dsn) == 1, "the job must be scheduled once again"
 
 
@@ -349,7 +350,7 @@ def test_rollback_changed_settings_is_rejected(cron_dsn):
         conn.execute("update learning.settings set idle_timeout = '45 minutes'")
 
     with pytest.raises(MigrationError) as caught:
-        rollback_migrations(cron_dsn, count=5)
+        rollback_migrations(cron_dsn, count=count_down_to("0001"))
 
     assert str(caught.value) == (
         "0002_create_interrupt_function failed: "
