@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from helpers import ALL_MIGRATIONS, count_down_to, migrations_before, migrations_from
 from psycopg import conninfo, errors
 from yoyo import get_backend
 
@@ -27,8 +28,8 @@ from session_sweeper.server import ThrowawayServer
 CLI = str(Path(sys.executable).with_name("session-sweeper"))
 PASSWORD = "p@ss w:rd/%?"
 PASSWORD_ROLE = "odd_password"
-ALL_MIGRATIONS = 6
 JOB_NAME = "interrupt-stale-sessions"
+PURGE_JOB_NAME = "purge-sweep-run-details"
 # The CLI's backend shows this name in pg_stat_activity.
 CLI_APP = "session-sweeper"
 
@@ -120,10 +121,10 @@ def password_dsns(server, dbname="sweeper", password=PASSWORD):
     return uri, keywords
 
 
-def job_count(dsn):
+def job_count(dsn, name=JOB_NAME):
     with psycopg.connect(dsn) as conn:
         return conn.execute(
-            "select count(*) from cron.job where jobname = %s", [JOB_NAME]
+            "select count(*) from cron.job where jobname = %s", [name]
         ).fetchone()[0]
 
 
@@ -190,7 +191,9 @@ def test_migrate_without_pg_cron_names_fix(throwaway_server, options, message, f
         f"migrate must say what is missing: {result.stderr}"
     )
     assert fix in result.stderr, f"the hint must name the fix: {result.stderr}"
-    assert applied_count(dsn) == 4, "0001 to 0004 must stay applied"
+    assert applied_count(dsn) == len(migrations_before("0005")), (
+        "0001 to 0004 must stay applied"
+    )
     assert status.returncode == 1, f"status must report unhealthy: {status.stdout}"
     assert message in status.stdout, f"status must say what is missing: {status.stdout}"
 
@@ -309,7 +312,7 @@ def test_sweep_terminated_backend_is_one_line(cron_dsn):
 
 
 def test_migrate_terminated_backend_converges(cron_dsn):
-    rollback_migrations(cron_dsn, count=1)
+    rollback_migrations(cron_dsn, count=count_down_to("0005"))
     with (
         psycopg.connect(cron_dsn) as holder,
         psycopg.connect(cron_dsn, autocommit=True) as admin,
@@ -333,7 +336,9 @@ def test_migrate_terminated_backend_converges(cron_dsn):
         run_cli("break-lock", "--dsn", cron_dsn, "--force")
         again = run_cli("migrate", "--dsn", cron_dsn, "--lock-timeout", "5")
     assert again.returncode == 0, f"migrate did not converge: {again.stderr}"
-    assert applied_count(cron_dsn) == ALL_MIGRATIONS, "not every migration is recorded"
+    assert applied_count(cron_dsn) == len(ALL_MIGRATIONS), (
+        "not every migration is recorded"
+    )
 
 
 def test_server_stopped_during_sweep_is_one_line(throwaway_server):
@@ -383,7 +388,7 @@ def held_lock(cron_dsn):
 
 
 def test_migrate_waits_for_lock_then_applies(cron_dsn, held_lock):
-    rollback_migrations(cron_dsn, count=1)
+    rollback_migrations(cron_dsn, count=count_down_to("0005"))
     held_lock(2)
 
     started = time.monotonic()
@@ -417,7 +422,7 @@ def test_rollback_lock_timeout_is_configurable(cron_dsn, held_lock):
 
     assert_one_line_error(result)
     assert "another migration holds the lock" in result.stderr, result.stderr
-    assert applied_count(cron_dsn) == ALL_MIGRATIONS, (
+    assert applied_count(cron_dsn) == len(ALL_MIGRATIONS), (
         "a rollback without the lock changed state"
     )
 
@@ -440,7 +445,7 @@ def test_break_lock_keeps_live_holder(cron_dsn):
 
 def test_lock_left_by_killed_migrate_is_explained(cron_dsn):
     """A migrate killed while it waits leaves its lock, and break-lock then clears it."""
-    rollback_migrations(cron_dsn, count=1)
+    rollback_migrations(cron_dsn, count=count_down_to("0005"))
     with (
         psycopg.connect(cron_dsn) as holder,
         psycopg.connect(cron_dsn, autocommit=True) as admin,
@@ -471,7 +476,9 @@ def test_lock_left_by_killed_migrate_is_explained(cron_dsn):
     assert "0006_create_app_role" in again.stdout, (
         "the killed migration was not applied"
     )
-    assert applied_count(cron_dsn) == ALL_MIGRATIONS, "not every migration is recorded"
+    assert applied_count(cron_dsn) == len(ALL_MIGRATIONS), (
+        "not every migration is recorded"
+    )
 
 
 def test_break_lock_removes_dead_holder(cron_dsn):
@@ -494,11 +501,11 @@ def test_break_lock_removes_dead_holder(cron_dsn):
 
 def test_migration_applied_but_not_recorded_converges(cron_dsn):
     """A migrate killed between a migration and its record applies it again cleanly."""
-    rollback_migrations(cron_dsn, count=2)
+    rollback_migrations(cron_dsn, count=count_down_to("0004"))
     migrations = Path(__file__).parent.parent / "migrations"
     with psycopg.connect(cron_dsn, autocommit=True) as conn:
-        for name in ("0005_schedule_sweep_job.sql", "0006_create_app_role.sql"):
-            conn.execute((migrations / name).read_text())
+        for migration in migrations_from("0005"):
+            conn.execute((migrations / f"{migration}.sql").read_text())
 
     result = run_cli("migrate", "--dsn", cron_dsn)
 
@@ -506,7 +513,9 @@ def test_migration_applied_but_not_recorded_converges(cron_dsn):
         f"migrate over unrecorded migrations failed: {result.stderr}"
     )
     assert "0005_schedule_sweep_job" in result.stdout, result.stdout
-    assert applied_count(cron_dsn) == ALL_MIGRATIONS, "not every migration is recorded"
+    assert applied_count(cron_dsn) == len(ALL_MIGRATIONS), (
+        "not every migration is recorded"
+    )
     assert job_count(cron_dsn) == 1, "applying 0005 twice must keep one job"
 
 
@@ -527,7 +536,7 @@ def test_two_migrate_processes_install_once(cron_dsn):
     assert outputs[1].startswith("Nothing to apply"), (
         f"the other must apply nothing: {outputs}"
     )
-    assert applied_count(cron_dsn) == ALL_MIGRATIONS, (
+    assert applied_count(cron_dsn) == len(ALL_MIGRATIONS), (
         "not every migration is recorded once"
     )
     assert job_count(cron_dsn) == 1, "two migrates must schedule one job"
@@ -569,7 +578,7 @@ def test_rollback_with_rows_refuses_with_counts(cron_dsn):
     assert "1 sessions and 1 reading events" in result.stderr, result.stderr
     assert "--drop-data" in result.stderr, "the hint must name --drop-data"
     assert dump(cron_dsn) == before, "a refused rollback changed the data"
-    assert applied_count(cron_dsn) == ALL_MIGRATIONS, (
+    assert applied_count(cron_dsn) == len(ALL_MIGRATIONS), (
         "a refused rollback rolled something back"
     )
 
@@ -578,7 +587,9 @@ def test_rollback_to_tables_keeps_data(cron_dsn):
     seed_rows(cron_dsn)
     before = dump(cron_dsn)
 
-    result = run_cli("rollback", "--dsn", cron_dsn, "--count", str(ALL_MIGRATIONS - 1))
+    result = run_cli(
+        "rollback", "--dsn", cron_dsn, "--count", str(count_down_to("0001"))
+    )
     after = dump(cron_dsn)
     again = run_cli("migrate", "--dsn", cron_dsn)
 
@@ -692,25 +703,35 @@ def test_cli_offers_no_idle_timeout_setter():
 
 
 def test_migrate_as_second_role_keeps_one_job(cron_dsn, cron_server):
-    """The job is found by name, whichever role scheduled it, for migrate and rollback."""
+    """The jobs are found by name, whichever role scheduled them, for migrate and rollback."""
     second_role, _ = password_dsns(cron_server)
-    rollback_migrations(cron_dsn, count=2)
+    rollback_migrations(cron_dsn, count=count_down_to("0004"))
     apply_migrations(second_role)
 
-    rollback_migrations(cron_dsn, count=2)
+    rollback_migrations(cron_dsn, count=count_down_to("0004"))
     jobs_after_rollback = job_count(cron_dsn)
+    purge_jobs_after_rollback = job_count(cron_dsn, PURGE_JOB_NAME)
     apply_migrations(second_role)
-    rollback_migrations(cron_dsn, count=2, lock_timeout=5)
+    rollback_migrations(cron_dsn, count=count_down_to("0004"), lock_timeout=5)
     apply_migrations(cron_dsn)
-    rollback_migrations(second_role, count=2)
+    rollback_migrations(second_role, count=count_down_to("0004"))
     apply_migrations(cron_dsn)
     apply_migrations(second_role, lock_timeout=5)
     with psycopg.connect(second_role) as conn:
-        conn.execute("delete from _yoyo_migration where migration_id like '0005%%'")
+        conn.execute(
+            "delete from _yoyo_migration"
+            " where migration_id like '0005%%' or migration_id like '0009%%'"
+        )
     apply_migrations(second_role)
 
     assert jobs_after_rollback == 0, "a rollback by another role left the job scheduled"
+    assert purge_jobs_after_rollback == 0, (
+        "a rollback by another role left the purge job scheduled"
+    )
     assert job_count(cron_dsn) == 1, "a migrate by a second role added a second job"
+    assert job_count(cron_dsn, PURGE_JOB_NAME) == 1, (
+        "a migrate by a second role added a second purge job"
+    )
 
 
 @pytest.mark.slow
