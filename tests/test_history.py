@@ -13,6 +13,9 @@ from session_sweeper.paths import MIGRATIONS_DIR
 from session_sweeper.status import check
 
 SWEEP_COMMAND = "call learning.sweep_stale_sessions()"
+# The backend pid of a fake pg_cron run, and of the sweep runs that its backend wrote.
+JOB_PID = 4242
+OTHER_PID = 4343
 
 
 @pytest.fixture
@@ -29,7 +32,7 @@ def history(db: psycopg.Connection) -> Iterator[psycopg.Connection]:
     cron.ensure_jobs(db, db)
 
 
-def write_run(conn, jobid, status, started_ago, ended_ago) -> int:
+def write_run(conn, jobid, status, started_ago, ended_ago, job_pid=JOB_PID) -> int:
     row = conn.execute(
         """
         insert into cron.job_run_details (
@@ -37,12 +40,12 @@ def write_run(conn, jobid, status, started_ago, ended_ago) -> int:
             return_message, start_time, end_time
         )
         values (
-            %s, nextval('cron.runid_seq'), 4242, current_database(), current_user, %s,
+            %s, nextval('cron.runid_seq'), %s, current_database(), current_user, %s,
             %s, 'CALL', now() - %s::interval, now() - %s::interval
         )
         returning runid
         """,
-        [jobid, SWEEP_COMMAND, status, started_ago, ended_ago],
+        [jobid, job_pid, SWEEP_COMMAND, status, started_ago, ended_ago],
     ).fetchone()
     return row[0]
 
@@ -54,13 +57,17 @@ def jobid_of(conn, name: str) -> int:
 
 
 def write_sweep_run(
-    conn, started_ago: str, interrupted: int, run_by: str = "pg_cron"
+    conn,
+    started_ago: str,
+    interrupted: int,
+    run_by: str = "pg_cron",
+    backend_pid: int = JOB_PID,
 ) -> None:
     conn.execute(
-        "insert into learning.sweep_runs"
-        " (started_at, finished_at, cutoff, batch_size, interrupted, batches, run_by)"
-        " values (now() - %s::interval, now() - %s::interval, now(), 1000, %s, 1, %s)",
-        [started_ago, started_ago, interrupted, run_by],
+        "insert into learning.sweep_runs (started_at, finished_at, cutoff, batch_size,"
+        " interrupted, batches, run_by, backend_pid)"
+        " values (now() - %s::interval, now() - %s::interval, now(), 1000, %s, 1, %s, %s)",
+        [started_ago, started_ago, interrupted, run_by, backend_pid],
     )
 
 
@@ -117,12 +124,13 @@ def test_history_view_joins_counts(history):
     jobid = jobid_of(history, cron.SWEEP_JOB)
     runid = write_run(history, jobid, "succeeded", "10 minutes", "9 minutes")
     history.execute(
-        "insert into learning.sweep_runs"
-        " (started_at, finished_at, cutoff, batch_size, interrupted, batches, run_by)"
+        "insert into learning.sweep_runs (started_at, finished_at, cutoff, batch_size,"
+        " interrupted, batches, run_by, backend_pid)"
         " values (now() - interval '595 seconds', now() - interval '550 seconds',"
-        " now(), 1000, 12, 2, 'pg_cron')"
+        " now(), 1000, 12, 2, 'pg_cron', %s)",
+        [JOB_PID],
     )
-    write_sweep_run(history, "3 minutes", 99, "session-sweeper")
+    write_sweep_run(history, "3 minutes", 99, "session-sweeper", OTHER_PID)
 
     rows = history.execute(
         "select runid, status, interrupted, batches, run_by from learning.sweep_run_history"
@@ -130,6 +138,25 @@ def test_history_view_joins_counts(history):
 
     assert rows == [(runid, "succeeded", 12, 2, "pg_cron")], (
         "the view must show each pg_cron run with the counts of the sweep inside its span"
+    )
+
+
+def test_history_other_backend_not_counted(history, sweeper_dsn):
+    """A sweep by another backend during a pg_cron run, such as a CLI sweep, is not its."""
+    jobid = jobid_of(history, cron.SWEEP_JOB)
+    runid = write_run(history, jobid, "succeeded", "10 minutes", "9 minutes")
+    write_sweep_run(history, "595 seconds", 12, "session-sweeper", OTHER_PID)
+
+    rows = history.execute(
+        "select runid, interrupted from learning.sweep_run_history"
+    ).fetchall()
+    report = check(Dsn(sweeper_dsn))
+
+    assert rows == [(runid, None)], (
+        "the view must not count a sweep run whose backend pid is not the job's"
+    )
+    assert report.last_runs[0]["interrupted"] is None, (
+        "status must not count a sweep run whose backend pid is not the job's"
     )
 
 
