@@ -14,20 +14,14 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
+from helpers import ALL_MIGRATIONS, migrations_before
 from psycopg import sql
 
 from cli import main
 
-ALL_MIGRATIONS = [
-    "0001_create_learning_tables",
-    "0002_create_interrupt_function",
-    "0003_create_sweep_procedure",
-    "0004_create_event_trigger",
-    "0005_schedule_sweep_job",
-    "0006_create_app_role",
-]
 CYCLE_DATABASE = "cycle"
 JOB_NAME = "interrupt-stale-sessions"
+PURGE_JOB_NAME = "purge-sweep-run-details"
 SECRET = "hunter2-secret"
 INVALID_DSN_MESSAGE = (
     "Error: Invalid value for '--dsn': invalid connection string: expected a "
@@ -50,6 +44,11 @@ def run(*args: str, env: dict | None = None) -> Result:
 
 def lines(text: str) -> list[str]:
     return text.splitlines()
+
+
+def error_lines(text: str) -> list[str]:
+    """Return the Error: and Hint: lines, without log lines that -v or a warning adds."""
+    return [line for line in text.splitlines() if line.startswith(("Error:", "Hint:"))]
 
 
 def database_name(dsn: str) -> str:
@@ -148,24 +147,39 @@ def test_migrate_second_run_applies_nothing(cron_dsn):
     )
 
 
-def test_migrate_outside_cron_database_fails(fresh_dsn):
-    name = database_name(fresh_dsn)
+def test_migrate_outside_cron_database_schedules_there(throwaway_server):
+    """pg_cron in another database: migrate schedules both jobs over a second connection."""
+    server = throwaway_server(cron_database="cron_home")
+    server.create_database("cron_home")
+    app_dsn = server.create_database("app")
 
-    result = run("migrate", "--dsn", fresh_dsn)
+    result = run("migrate", "--dsn", app_dsn)
+
+    assert result.exit_code == 0, result.output
+    assert lines(result.stdout) == (
+        ["Applied:"]
+        + [f"  {m}" for m in ALL_MIGRATIONS]
+        + ["Scheduled:", f"  {JOB_NAME}", f"  {PURGE_JOB_NAME}"]
+    ), "migrate must list the migrations and the jobs it scheduled in cron_home"
+
+
+def test_migrate_unreachable_cron_database_fails(throwaway_server):
+    """When pg_cron's database cannot be reached, 0005 fails and names it."""
+    server = throwaway_server(cron_database="elsewhere")
+    app_dsn = server.create_database("app")
+
+    result = run("migrate", "--dsn", app_dsn)
 
     assert result.exit_code == 1, result.output
     assert lines(result.stdout) == ["Applied:"] + [
-        f"  {m}" for m in ALL_MIGRATIONS[:4]
+        f"  {m}" for m in migrations_before("0005")
     ], "a failed migrate must still list the migrations it applied"
-    assert lines(result.stderr) == [
+    assert error_lines(result.stderr) == [
         (
-            f"Error: 0005_schedule_sweep_job failed: pg_cron runs in database sweeper, "
-            f"not in {name}"
+            "Error: 0005_schedule_sweep_job failed: pg_cron runs in database elsewhere, "
+            "not in app"
         ),
-        (
-            f"Hint: Set cron.database_name = '{name}' in postgresql.conf and restart "
-            "PostgreSQL."
-        ),
+        "Hint: Set cron.database_name = 'app' in postgresql.conf and restart PostgreSQL.",
     ], "the error must name the cron database and how to move it"
 
 
@@ -186,14 +200,14 @@ def test_rollback_latest_then_count(cron_dsn):
     two = run("rollback", "--dsn", cron_dsn, "--count", "2")
 
     assert latest.exit_code == 0, latest.output
-    assert lines(latest.stdout) == ["Rolled back:", "  0006_create_app_role"], (
+    assert lines(latest.stdout) == ["Rolled back:", f"  {ALL_MIGRATIONS[-1]}"], (
         "rollback without options must undo only the latest migration"
     )
     assert two.exit_code == 0, two.output
     assert lines(two.stdout) == [
         "Rolled back:",
-        "  0005_schedule_sweep_job",
-        "  0004_create_event_trigger",
+        f"  {ALL_MIGRATIONS[-2]}",
+        f"  {ALL_MIGRATIONS[-3]}",
     ], "rollback --count 2 must undo the next two, latest first"
 
 
@@ -351,6 +365,18 @@ def first_due(dsn: str) -> str:
         ).fetchone()[0]
 
 
+def allowed_until(dsn: str) -> str:
+    """Return two */10 intervals after 0005 was applied, the time status allows until."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            """
+            select to_char(applied_at_utc + interval '20 minutes', 'YYYY-MM-DD HH24:MI:SS')
+            from _yoyo_migration
+            where migration_id = '0005_schedule_sweep_job'
+            """
+        ).fetchone()[0]
+
+
 def wait_past_fire_time(margin: float = 10) -> None:
     """Sleep past the next */10 fire time when it is less than `margin` seconds away.
 
@@ -376,16 +402,28 @@ def test_status_fresh_install_is_healthy(cron_dsn):
         "  schedule  */10 * * * *",
         "  active    yes",
         f"  database  {name}",
+        "Purge job:",
+        f"  name      {PURGE_JOB_NAME}",
+        "  schedule  17 3 * * *",
+        "  active    yes",
+        f"  database  {name}",
         "Recent runs:",
         "  (none)",
         "Stale sessions:",
         "  0 waiting",
         "Settings:",
-        "  idle_timeout      00:30:00",
-        "  sweep_batch_size  1000",
-        f"Note: fresh install: the first run is due at {first_due(cron_dsn)} UTC",
+        "  idle-timeout               00:30:00",
+        "  batch-size                 1000",
+        "  schedule                   */10 * * * *",
+        "  run-history-retention      30 days",
+        "  run-details-retention      14 days",
+        "  sweep-schedule-changed-at  -",
+        (
+            f"Note: fresh install: the first run is due at {first_due(cron_dsn)} UTC,"
+            f" and status allows until {allowed_until(cron_dsn)} UTC"
+        ),
         "Health: healthy",
-    ], "a fresh install must show the job, no runs, the settings and when it first runs"
+    ], "a fresh install must show both jobs, no runs, the settings and the first run"
 
 
 def test_status_json_has_every_key(sweeper_dsn, db):
@@ -397,6 +435,7 @@ def test_status_json_has_every_key(sweeper_dsn, db):
         "healthy",
         "problems",
         "job",
+        "purge_job",
         "last_runs",
         "stale_sessions",
         "oldest_stale_seconds",
@@ -405,13 +444,23 @@ def test_status_json_has_every_key(sweeper_dsn, db):
         assert key in report, f"status --json must have the key {key!r}"
     for key in ["name", "schedule", "active", "database"]:
         assert key in report["job"], f"status --json must have job.{key}"
+        assert key in report["purge_job"], f"status --json must have purge_job.{key}"
     assert report["healthy"] is True, f"a fresh install must be healthy: {report}"
     assert report["problems"] == [], "a healthy report must list no problems"
     assert report["job"]["name"] == JOB_NAME
     assert report["job"]["database"] == "sweeper"
     assert report["stale_sessions"] == 0, "an empty database has no stale sessions"
     assert report["oldest_stale_seconds"] is None, "no stale session means no oldest"
-    assert report["settings"] == {"idle_timeout": "00:30:00", "sweep_batch_size": 1000}
+    assert report["purge_job"]["name"] == PURGE_JOB_NAME
+    assert report["purge_job"]["database"] == "sweeper"
+    assert report["settings"] == {
+        "idle_timeout": "00:30:00",
+        "sweep_batch_size": 1000,
+        "sweep_schedule": "*/10 * * * *",
+        "sweep_schedule_changed_at": None,
+        "run_history_retention": "30 days",
+        "run_details_retention": "14 days",
+    }, "status --json must show every setting with its default"
 
 
 def test_status_failed_run_is_unhealthy(sweeper_dsn, db):
@@ -537,8 +586,8 @@ def test_status_prints_run_times_in_utc(sweeper_dsn, db):
     )
 
 
-def test_status_outside_cron_database_names_it(fresh_dsn):
-    """migrate cannot install pg_cron here, so status must name cron.database_name."""
+def test_status_outside_cron_database_names_it(sweeper_dsn, fresh_dsn):
+    """The sweep job serves `sweeper`, so status must name cron.database_name here."""
     run("migrate", "--dsn", fresh_dsn)
 
     result = run("status", "--dsn", fresh_dsn)
