@@ -12,7 +12,8 @@ begin
         return;
     end if;
 
-    -- A sweep run belongs to the pg_cron run whose time span contains its start. The
+    -- A sweep run belongs to the pg_cron run with its backend pid (job_pid) whose span,
+    -- opened a minute early as in sql/sweep_run_counts.sql, contains its start. The
     -- lateral join is one range scan of sweep_runs_started_at_idx for each pg_cron row.
     execute $view$
         create or replace view learning.sweep_run_history as
