@@ -87,7 +87,7 @@ def log(message: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bench", description=__doc__.split("\n")[1]
+        prog="python -m bench", description=__doc__.split("\n")[0]
     )
     group = parser.add_mutually_exclusive_group()
     group.add_argument(

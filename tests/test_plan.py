@@ -67,7 +67,9 @@ def batch_plan(db: psycopg.Connection) -> dict:
         db.execute("set auto_explain.log_min_duration = -1")
         db.remove_notice_handler(collect)
 
-    batch = [p for p in plans if "for no key update of s skip locked" in p["Query Text"]]
+    batch = [
+        p for p in plans if "for no key update of s skip locked" in p["Query Text"]
+    ]
     assert len(batch) == 1, (
         f"one run with nothing stale must run the batch query once, not {len(batch)} times"
     )
@@ -82,7 +84,9 @@ def nodes(plan: dict):
 
 
 def test_sweep_plan_uses_sweep_key_index(batch_plan):
-    scans = [node for node in nodes(batch_plan) if node.get("Relation Name") == "sessions"]
+    scans = [
+        node for node in nodes(batch_plan) if node.get("Relation Name") == "sessions"
+    ]
     first_scan = scans[0]
     assert first_scan.get("Index Name") == SWEEP_INDEX, (
         f"the batch must find stale sessions through {SWEEP_INDEX}, not with "
