@@ -2,7 +2,7 @@
 #
 #   make demo    install what is missing, then run the demo
 #   make test    install what is missing, then run the test suite
-#   make lint    ruff check and ruff format --check
+#   make lint    ruff check, ruff format --check and squawk on migrations/
 #
 # `demo` and `test` run `system-deps` first, which installs PostgreSQL 15
 # and pg_cron with apt-get only when they are missing.
@@ -57,6 +57,13 @@ bench: system-deps venv
 bench-quick: system-deps venv
 	$(VENV)/bin/python -m bench --quick
 
+# squawk reads .squawk.toml, where each rule it skips is justified. The rollback
+# scripts exist to drop objects, so their run skips the ban-drop-* rules too.
+SQUAWK_ROLLBACK_RULES := ban-drop-schema,ban-drop-table,ban-drop-function,ban-drop-column,ban-drop-view
+SQUAWK_CONFIG_RULES = $(shell $(VENV)/bin/python -c "import tomllib; print(','.join(tomllib.load(open('.squawk.toml', 'rb'))['excluded_rules']))")
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/squawk --exclude-path '*.rollback.sql' migrations/*.sql
+	$(VENV)/bin/squawk --exclude $(SQUAWK_CONFIG_RULES),$(SQUAWK_ROLLBACK_RULES) migrations/*.rollback.sql

@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timedelta
 
 import click
 import psycopg
 
+from session_sweeper import config as settings_config
+from session_sweeper import install
 from session_sweeper import migrate as migrations
+from session_sweeper.cron import JobConflict
 from session_sweeper.dsn import ConnectError, Dsn, DsnError, first_line
+from session_sweeper.output import json_default, report_lines, settings_lines
 from session_sweeper.status import check
 from session_sweeper.sweep import plural, run_sweep
+from session_sweeper.verify import verify as verify_install
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -34,6 +38,24 @@ dsn_option = click.option(
     envvar="DATABASE_URL",
     callback=_dsn,
     help="libpq URI or key=value string of the app database. Default: $DATABASE_URL.",
+)
+
+
+def _cron_dsn(ctx, param, value: str | None) -> Dsn | None:
+    if not value:
+        return None
+    try:
+        return Dsn(value)
+    except DsnError as error:
+        raise click.BadParameter(str(error), ctx, param) from None
+
+
+cron_dsn_option = click.option(
+    "--cron-dsn",
+    envvar="CRON_DATABASE_URL",
+    callback=_cron_dsn,
+    help="Connection string of pg_cron's database when it is not the app's. "
+    "Default: $CRON_DATABASE_URL, else the --dsn login with cron.database_name.",
 )
 
 
@@ -66,70 +88,115 @@ def main(verbose: bool) -> None:
     )
 
 
+lock_timeout_option = click.option(
+    "--lock-timeout", type=click.FloatRange(min=0), default=migrations.LOCK_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for another migrate or rollback to release the migration lock.",
+)
+
+
 @main.command()
 @dsn_option
-def migrate(dsn: Dsn) -> None:
-    """Apply the pending migrations.
+@cron_dsn_option
+@lock_timeout_option
+def migrate(dsn: Dsn, cron_dsn: Dsn | None, lock_timeout: float) -> None:
+    """Apply the pending migrations and create or update the pg_cron jobs.
 
+    When pg_cron lives in another database of the same server, the jobs are
+    scheduled from there with cron.schedule_in_database.
     Example: session-sweeper migrate --dsn postgresql://app@localhost/app
     """
     try:
-        done = migrations.apply_migrations(dsn)
+        result = install.apply_all(dsn, cron_dsn, lock_timeout=lock_timeout)
     except ConnectError as error:
         raise _fail(str(error)) from None
-    except migrations.MigrationError as error:
+    except (migrations.MigrationError, JobConflict) as error:
         _print_ids("Applied:", error.done)
         raise _fail(str(error), error.hint) from None
-    if not done:
+    except psycopg.Error as error:
+        raise _database_error(dsn, error) from None
+    if not result.migrations and not result.jobs:
         click.echo("Nothing to apply: the database is up to date.")
-    _print_ids("Applied:", done)
+    _print_ids("Applied:", result.migrations)
+    _print_ids("Scheduled:", result.jobs)
 
 
 @main.command()
 @dsn_option
-@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Number of migrations to roll back, latest first.")
+@cron_dsn_option
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Number of migrations to roll back, latest first.",
+)
 @click.option("--all", "all_", is_flag=True, help="Roll back every applied migration.")
-@click.option("--drop-data", is_flag=True,
-              help="Allow the rollback to drop tables that hold sessions or events.")
-def rollback(dsn: Dsn, count: int, all_: bool, drop_data: bool) -> None:
+@click.option(
+    "--drop-data",
+    is_flag=True,
+    help="Allow the rollback to drop tables that hold sessions or events.",
+)
+@lock_timeout_option
+def rollback(
+    dsn: Dsn,
+    cron_dsn: Dsn | None,
+    count: int,
+    all_: bool,
+    drop_data: bool,
+    lock_timeout: float,
+) -> None:
     """Roll back the latest migration, or --count N, or --all.
 
     The rollback of the tables refuses while they hold rows, unless --drop-data
     is given. Example: session-sweeper rollback --count 2
     """
     try:
-        done = migrations.rollback_migrations(
-            dsn, count=None if all_ else count, drop_data=drop_data
+        result = install.rollback(
+            dsn,
+            count=None if all_ else count,
+            drop_data=drop_data,
+            cron_dsn=cron_dsn,
+            lock_timeout=lock_timeout,
         )
     except ConnectError as error:
         raise _fail(str(error)) from None
     except migrations.MigrationError as error:
         _print_ids("Rolled back:", error.done)
         raise _fail(str(error), error.hint) from None
-    if not done:
+    except psycopg.Error as error:
+        raise _database_error(dsn, error) from None
+    if not result.migrations:
         click.echo("Nothing to roll back: no migration is applied.")
-    _print_ids("Rolled back:", done)
+    _print_ids("Rolled back:", result.migrations)
+    _print_ids("Unscheduled:", result.jobs)
 
 
 @main.command("break-lock")
 @dsn_option
-def break_lock(dsn: Dsn) -> None:
+@click.option("--force", is_flag=True,
+              help="Remove the lock even when its pid runs on this host.")
+def break_lock(dsn: Dsn, force: bool) -> None:
     """Remove the migration lock that a killed migrate left behind.
 
-    Run it only when no migrate or rollback is running. Example:
-    session-sweeper break-lock
+    It keeps the lock while the process that took it runs on this host. A
+    process on another host cannot be checked, so run it only when no migrate
+    or rollback is running. Example: session-sweeper break-lock
     """
     try:
-        removed = migrations.break_lock(dsn)
+        removed = migrations.break_lock(dsn, force=force)
     except ConnectError as error:
         raise _fail(str(error)) from None
+    except migrations.MigrationError as error:
+        raise _fail(str(error), error.hint) from None
     except psycopg.errors.UndefinedTable:
         removed = []
     if not removed:
         click.echo("No migration lock is held.")
     for pid, ctime in removed:
-        click.echo(f"Removed the lock of process {pid}, taken at {ctime:%Y-%m-%d %H:%M:%S} UTC.")
+        click.echo(
+            f"Removed the lock of process {pid}, taken at {ctime:%Y-%m-%d %H:%M:%S} UTC."
+        )
 
 
 @main.command()
@@ -151,74 +218,27 @@ def sweep(dsn: Dsn) -> None:
     )
 
 
-def _json_default(value):
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    raise TypeError(type(value).__name__)
-
-
-def _when(value: datetime | None) -> str:
-    return f"{value:%Y-%m-%d %H:%M:%S}" if value else "-"
-
-
-def _print_report(report) -> None:
-    job = report.job
-    click.echo("Job:")
-    if job is None:
-        click.echo("  (none)")
-    else:
-        click.echo(f"  name      {job['name']}")
-        click.echo(f"  schedule  {job['schedule']}")
-        click.echo(f"  active    {'yes' if job['active'] else 'no'}")
-        click.echo(f"  database  {job['database']}")
-    click.echo("Recent runs:")
-    if not report.last_runs:
-        click.echo("  (none)")
-    else:
-        click.echo(f"  {'runid':>6}  {'status':<10} {'start (UTC)':<19}  {'end':<19}  "
-                   f"{'interrupted':>11}  message")
-        for run in report.last_runs:
-            interrupted = "-" if run["interrupted"] is None else str(run["interrupted"])
-            message = (run["return_message"] or "").strip().replace("\n", " ")
-            click.echo(f"  {run['runid']:>6}  {run['status']:<10} {_when(run['start_time']):<19}"
-                       f"  {_when(run['end_time']):<19}  {interrupted:>11}  {message}")
-    click.echo("Stale sessions:")
-    if report.stale_sessions is None:
-        click.echo("  (unknown)")
-    else:
-        oldest = report.oldest_stale_seconds
-        suffix = f", the oldest stale for {oldest:.0f} s" if oldest is not None else ""
-        click.echo(f"  {report.stale_sessions} waiting{suffix}")
-    click.echo("Settings:")
-    if not report.settings:
-        click.echo("  (none)")
-    for name, value in report.settings.items():
-        click.echo(f"  {name:<17} {value}")
-    for note in report.notes:
-        click.echo(f"Note: {note}")
-    if report.healthy:
-        click.echo("Health: healthy")
-    else:
-        click.echo("Health: unhealthy")
-        for problem in report.problems:
-            click.echo(f"  - {problem}")
-
-
 @main.command()
 @dsn_option
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-@click.option("--runs", type=click.IntRange(1, 100), default=5, show_default=True,
-              help="Number of recent job runs to show.")
-def status(dsn: Dsn, as_json: bool, runs: int) -> None:
-    """Show the job, its recent runs, the stale sessions and the settings.
+@cron_dsn_option
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the report as one JSON object."
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(1, 100),
+    default=5,
+    show_default=True,
+    help="Number of recent job runs to show.",
+)
+def status(dsn: Dsn, cron_dsn: Dsn | None, as_json: bool, runs: int) -> None:
+    """Show the jobs, their recent runs, the stale sessions and the settings.
 
     Exits 0 when healthy, 1 when unhealthy and 2 when it could not check.
     Example: session-sweeper status --json
     """
     try:
-        report = check(dsn, runs=runs)
+        report = check(dsn, runs=runs, cron_dsn=cron_dsn)
     except ConnectError as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(2)
@@ -227,10 +247,77 @@ def status(dsn: Dsn, as_json: bool, runs: int) -> None:
         click.echo(f"Error: could not check: {failure.message}", err=True)
         sys.exit(2)
     if as_json:
-        click.echo(json.dumps(report.to_json(), default=_json_default, indent=2))
+        click.echo(json.dumps(report.to_json(), default=json_default, indent=2))
     else:
-        _print_report(report)
+        click.echo("\n".join(report_lines(report)))
     sys.exit(0 if report.healthy else 1)
+
+
+def _setting_option(column: str, **kwargs):
+    setting = settings_config.BY_COLUMN[column]
+    return click.option(
+        f"--{setting.option}",
+        column,
+        help=f"{setting.description} Allowed: {setting.allowed}. Default: {setting.default}.",
+        **kwargs,
+    )
+
+
+@main.command()
+@dsn_option
+@cron_dsn_option
+@_setting_option("idle_timeout", metavar="INTERVAL")
+@_setting_option("sweep_batch_size", metavar="N")
+@_setting_option("sweep_schedule", metavar="CRON")
+@_setting_option("run_history_retention", metavar="INTERVAL")
+@_setting_option("run_details_retention", metavar="INTERVAL")
+def config(dsn: Dsn, cron_dsn: Dsn | None, **changes: str | None) -> None:
+    """Show the settings, or change those given as options.
+
+    A change takes effect at the next sweep, event insert or function call,
+    with no migration and no restart. A new schedule or purge retention also
+    updates its pg_cron job. Example: session-sweeper config --schedule '*/5 * * * *'
+    """
+    changes = {column: value for column, value in changes.items() if value is not None}
+    try:
+        if changes:
+            settings, jobs = settings_config.apply_settings(dsn, changes, cron_dsn)
+        else:
+            settings, jobs = settings_config.show_settings(dsn), []
+    except settings_config.ConfigError as error:
+        raise click.BadParameter(str(error)) from None
+    except JobConflict as error:
+        raise _fail(str(error), error.hint) from None
+    except ConnectError as error:
+        raise _fail(str(error)) from None
+    except psycopg.Error as error:
+        raise _database_error(dsn, error) from None
+    click.echo("\n".join(settings_lines(settings)))
+    _print_ids("Updated jobs:", jobs)
+
+
+@main.command()
+@dsn_option
+@cron_dsn_option
+def verify(dsn: Dsn, cron_dsn: Dsn | None) -> None:
+    """Compare the installed functions, triggers, indexes and jobs with the migrations.
+
+    Exits 0 when they match and 1 when anything differs, for example a function
+    edited by hand. Example: session-sweeper verify
+    """
+    try:
+        differences = verify_install(dsn, cron_dsn)
+    except ConnectError as error:
+        raise _fail(str(error)) from None
+    except psycopg.Error as error:
+        raise _database_error(dsn, error) from None
+    click.echo("Differences:")
+    if not differences:
+        click.echo("  (none)")
+        return
+    for difference in differences:
+        click.echo(f"  {difference}")
+    sys.exit(1)
 
 
 @main.command()

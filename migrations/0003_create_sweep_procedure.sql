@@ -12,7 +12,10 @@ create table if not exists learning.sweep_runs (
     -- Transactions that interrupted at least one session.
     batches integer not null default 0,
     -- The application_name of the session that ran the sweep: pg_cron, the CLI or psql.
-    run_by text not null default pg_catalog.current_setting('application_name')
+    run_by text not null default pg_catalog.current_setting('application_name'),
+    -- cron.job_run_details.job_pid of a pg_cron run. Its start_time can be later than
+    -- this row's started_at, because the scheduler records it after the job starts.
+    backend_pid integer not null default pg_catalog.pg_backend_pid()
 );
 
 comment on table learning.sweep_runs is

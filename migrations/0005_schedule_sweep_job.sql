@@ -27,7 +27,12 @@ begin
                     || ''' in postgresql.conf, then restart PostgreSQL.';
     end if;
 
-    if v_cron_database is distinct from pg_catalog.current_database() then
+    -- session-sweeper migrate sets session_sweeper.cron_database when it schedules the
+    -- job itself over a second connection to the pg_cron database.
+    if v_cron_database is distinct from pg_catalog.current_database()
+        and pg_catalog.current_setting('session_sweeper.cron_database', true)
+            is distinct from v_cron_database
+    then
         raise exception 'pg_cron runs in database %, not in %',
                 coalesce(v_cron_database, 'postgres'), pg_catalog.current_database()
             using errcode = 'feature_not_supported',
@@ -38,16 +43,63 @@ begin
 end
 $$;
 
-create extension if not exists pg_cron;
-
--- cron.schedule with a job name updates the job of that name, so applying this again
--- keeps one job.
+-- With pg_cron in another database, session-sweeper migrate creates the extension there
+-- and schedules the job with cron.schedule_in_database, so this block does nothing.
+-- cron.schedule upserts by job name and user, so a migrate by a second role would add a
+-- second job: the job is found by name alone instead, and updated by id.
 do $$
+declare
+    v_jobid bigint;
+    v_database text;
 begin
-    perform cron.schedule(
-        'interrupt-stale-sessions',
-        '*/10 * * * *', -- every 10 minutes
-        'call learning.sweep_stale_sessions()'
+    if pg_catalog.current_setting('cron.database_name', true)
+        is distinct from pg_catalog.current_database()
+    then
+        return;
+    end if;
+
+    create extension if not exists pg_cron;
+
+    select j.jobid, j.database
+    into v_jobid, v_database
+    from cron.job as j
+    where j.jobname = 'interrupt-stale-sessions'
+    order by j.jobid
+    limit 1;
+
+    if v_jobid is null then
+        perform cron.schedule(
+            'interrupt-stale-sessions',
+            '*/10 * * * *', -- every 10 minutes
+            'call learning.sweep_stale_sessions()'
+        );
+        return;
+    end if;
+
+    -- pg_cron 1.4 keeps a job's database when it is scheduled again. A job left by an
+    -- install into a database since dropped moves here. One that sweeps another live
+    -- database stays where it is.
+    if v_database <> pg_catalog.current_database()
+        and exists (select from pg_catalog.pg_database as d where d.datname = v_database)
+    then
+        raise exception 'the pg_cron job interrupt-stale-sessions already sweeps database %',
+                v_database
+            using errcode = 'duplicate_object',
+                detail = 'pg_cron job names are unique, so one server runs one sweep job.',
+                hint = 'Roll session-sweeper back in database ' || v_database
+                    || ' first, or unschedule that job.';
+    end if;
+
+    -- Active and the owner stay as an operator set them.
+    perform cron.alter_job(
+        v_jobid,
+        schedule => '*/10 * * * *', -- every 10 minutes
+        command => 'call learning.sweep_stale_sessions()',
+        database => pg_catalog.current_database()
     );
+    perform cron.unschedule(j.jobid)
+    from cron.job as j
+    where j.jobname = 'interrupt-stale-sessions'
+        and j.jobid <> v_jobid;
 end
 $$;

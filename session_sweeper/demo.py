@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg.rows import dict_row
@@ -49,7 +49,12 @@ def _seed(conn: psycopg.Connection) -> None:
                     (%(started)s - %(last)s) * 60
                 )
                 """,
-                {"user": user_id, "status": status, "started": started, "last": last_event},
+                {
+                    "user": user_id,
+                    "status": status,
+                    "started": started,
+                    "last": last_event,
+                },
             )
 
 
@@ -63,14 +68,22 @@ def _print_sessions(conn: psycopg.Connection, echo: Echo, title: str) -> None:
         """
     ).fetchall()
     echo(title)
-    echo(f"  {'id':>3}  {'user':<6} {'status':<12} {'last event':<9}  {'ended at':<9}"
-         "  ended_at = last event")
+    echo(
+        f"  {'id':>3}  {'user':<6} {'status':<12} {'last event':<9}  {'ended at':<9}"
+        "  ended_at = last event"
+    )
     for row in rows:
         last = f"{row['last_event_at']:%H:%M:%S}"
         ended = f"{row['ended_at']:%H:%M:%S}" if row["ended_at"] else "-"
-        same = "-" if row["ended_at"] is None else ("yes" if row["ended_at_last_event"] else "no")
-        echo(f"  {row['id']:>3}  {row['user_id']:<6} {row['status']:<12} {last:<9}  "
-             f"{ended:<9}  {same}")
+        same = (
+            "-"
+            if row["ended_at"] is None
+            else ("yes" if row["ended_at_last_event"] else "no")
+        )
+        echo(
+            f"  {row['id']:>3}  {row['user_id']:<6} {row['status']:<12} {last:<9}  "
+            f"{ended:<9}  {same}"
+        )
 
 
 def _wait_for_cron_run(conn: psycopg.Connection, jobid: int, since: datetime) -> dict:
@@ -97,7 +110,9 @@ def _wait_for_cron_run(conn: psycopg.Connection, jobid: int, since: datetime) ->
 
 def _show_lazy_path(conn: psycopg.Connection, echo: Echo) -> None:
     echo("")
-    echo("Lazy path: one INSERT of 3 events, for alice's session 1 and carol's session 6.")
+    echo(
+        "Lazy path: one INSERT of 3 events, for alice's session 1 and carol's session 6."
+    )
     conn.execute(
         """
         insert into learning.reading_events (session_id, user_id, event_type, occurred_at)
@@ -106,7 +121,9 @@ def _show_lazy_path(conn: psycopg.Connection, echo: Echo) -> None:
                (6, 'carol', 'highlight', '1970-01-01')
         """
     )
-    echo("The trigger touched sessions 1 and 6 and interrupted alice's and carol's stale")
+    echo(
+        "The trigger touched sessions 1 and 6 and interrupted alice's and carol's stale"
+    )
     echo("sessions. bob and dave sent nothing, so their sessions are untouched.")
     _print_sessions(conn, echo, "Sessions after the insert:")
 
@@ -114,8 +131,10 @@ def _show_lazy_path(conn: psycopg.Connection, echo: Echo) -> None:
 def _show_direct_call(conn: psycopg.Connection, echo: Echo) -> None:
     echo("")
     count = conn.execute("select learning.interrupt_stale_sessions('dave')").fetchone()
-    echo(f"Direct call: select learning.interrupt_stale_sessions('dave') returned "
-         f"{count['interrupt_stale_sessions']}.")
+    echo(
+        f"Direct call: select learning.interrupt_stale_sessions('dave') returned "
+        f"{count['interrupt_stale_sessions']}."
+    )
 
 
 def _show_cron_run(conn: psycopg.Connection, echo: Echo) -> None:
@@ -130,14 +149,20 @@ def _show_cron_run(conn: psycopg.Connection, echo: Echo) -> None:
     echo("")
     _print_sessions(conn, echo, "Sessions before the pg_cron run:")
     echo("")
-    echo(f"Scheduled the job {JOB_NAME} every minute. Waiting for its run at "
-         f"{next_minute.astimezone(timezone.utc):%H:%M:%S} UTC (up to a minute)...")
+    echo(
+        f"Scheduled the job {JOB_NAME} every minute. Waiting for its run at "
+        f"{next_minute.astimezone(UTC):%H:%M:%S} UTC (up to a minute)..."
+    )
     run = _wait_for_cron_run(conn, job["jobid"], since)
 
     echo("cron.job_run_details:")
-    echo(f"  {'runid':>5}  {'status':<10} {'start_time':<15}  {'end_time':<15}  return_message")
-    echo(f"  {run['runid']:>5}  {run['status']:<10} {run['start_time']:%H:%M:%S.%f}"
-         f"  {run['end_time']:%H:%M:%S.%f}  {run['return_message']}")
+    echo(
+        f"  {'runid':>5}  {'status':<10} {'start_time':<15}  {'end_time':<15}  return_message"
+    )
+    echo(
+        f"  {run['runid']:>5}  {run['status']:<10} {run['start_time']:%H:%M:%S.%f}"
+        f"  {run['end_time']:%H:%M:%S.%f}  {run['return_message']}"
+    )
     sweep = conn.execute(
         "select interrupted, batches from learning.sweep_runs order by id desc limit 1"
     ).fetchone()
@@ -163,7 +188,9 @@ def run_demo(echo: Echo) -> None:
             conn.execute("set timezone = 'UTC'")
             _seed(conn)
             echo("")
-            _print_sessions(conn, echo, "Seeded sessions (times in UTC, idle timeout 30 minutes):")
+            _print_sessions(
+                conn, echo, "Seeded sessions (times in UTC, idle timeout 30 minutes):"
+            )
             _show_lazy_path(conn, echo)
             _show_direct_call(conn, echo)
             _show_cron_run(conn, echo)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from dataclasses import dataclass
 
 import psycopg
@@ -29,7 +30,9 @@ class MigrationError(RuntimeError):
     done lists the migrations that were applied or rolled back before it failed.
     """
 
-    def __init__(self, message: str, hint: str | None = None, done: list[str] | None = None):
+    def __init__(
+        self, message: str, hint: str | None = None, done: list[str] | None = None
+    ):
         super().__init__(message)
         self.hint = hint
         self.done = done or []
@@ -55,16 +58,72 @@ def _open_backend(dsn: Dsn):
         ) from None
 
 
+def process_running(pid: int) -> bool:
+    """Return whether a process with this id runs on this host.
+
+    yoyo stores only the pid of the process that took its lock, not its host, so
+    a process on another host cannot be checked from here.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # It exists but belongs to another OS user.
+        return True
+    return True
+
+
+def _lock_held_error(backend, dsn: Dsn, lock_timeout: float) -> MigrationError:
+    row = backend.execute("select pid, ctime from yoyo_lock").fetchone()
+    if row is None:
+        # The holder released it between the last try and this query.
+        return MigrationError(
+            f"another migration holds the lock on {dsn.dbname}: it was not released"
+            f" within {lock_timeout:g} s",
+            hint="Run the command again, or pass a longer --lock-timeout.",
+        )
+    pid, ctime = row
+    message = (
+        f"another migration holds the lock on {dsn.dbname}: process {pid} took it at"
+        f" {ctime:%Y-%m-%d %H:%M:%S} UTC and did not release it within {lock_timeout:g} s"
+    )
+    if process_running(pid):
+        hint = (
+            f"Process {pid} still runs on this host. Wait for it to finish, or pass a"
+            " longer --lock-timeout. Run 'session-sweeper break-lock' only when no"
+            " migrate or rollback runs."
+        )
+    else:
+        hint = (
+            f"No process {pid} runs on this host, so a killed migrate or rollback"
+            " probably left the lock behind. Unless it ran on another host, run"
+            " 'session-sweeper break-lock' and try again."
+        )
+    return MigrationError(message, hint=hint)
+
+
 @contextlib.contextmanager
 def _locked(backend, dsn: Dsn, lock_timeout: float):
     try:
         with backend.lock(timeout=lock_timeout):
             yield
-    except LockTimeout as error:
+    except LockTimeout:
+        raise _lock_held_error(backend, dsn, lock_timeout) from None
+    except psycopg.OperationalError as error:
+        # The connection was lost while waiting for the lock or while releasing it,
+        # so the lock row of this process may be left behind.
+        hint = (
+            f"The migration lock of process {os.getpid()} may be left behind. Once the"
+            " server is back, run 'session-sweeper break-lock', then the command again."
+        )
+        failed = error.__context__
+        if isinstance(failed, MigrationError):
+            failed.hint = hint
+            raise failed from None
         raise MigrationError(
-            f"another migration holds the lock on {dsn.dbname}: {error}",
-            hint="Wait for it to finish. If its process is gone, run "
-            "'session-sweeper break-lock' and try again.",
+            f"lost the connection to {dsn.dbname}: {dsn.scrub(first_line(error))}",
+            hint=hint,
         ) from None
 
 
@@ -89,7 +148,9 @@ def pending(dsn: Dsn) -> list[Migration]:
     """Return the migrations not yet applied, in the order migrate applies them."""
     backend = _open_backend(dsn)
     with backend:
-        return [_describe(m) for m in backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))]
+        return [
+            _describe(m) for m in backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))
+        ]
 
 
 def applied(dsn: Dsn) -> list[Migration]:
@@ -161,7 +222,11 @@ def rollback_migrations(
     dsn = Dsn(dsn) if isinstance(dsn, str) else dsn
     if drop_data:
         # The rollback scripts read this setting before they drop anything.
-        dsn = dsn.with_params(options="-c session_sweeper.allow_drop_data=on")
+        # Appended, so options that the DSN itself sets still apply.
+        options = (
+            f"{dsn.params.get('options', '')} -c session_sweeper.allow_drop_data=on"
+        )
+        dsn = dsn.with_params(options=options.strip())
     backend = _open_backend(dsn)
     done: list[str] = []
     with backend, _locked(backend, dsn, lock_timeout):
@@ -180,8 +245,25 @@ def rollback_migrations(
     return done
 
 
-def break_lock(dsn: Dsn) -> list[tuple[int, object]]:
-    """Remove yoyo's lock row and return the (pid, ctime) rows it removed."""
+def break_lock(dsn: Dsn, force: bool = False) -> list[tuple[int, object]]:
+    """Remove yoyo's lock row and return the (pid, ctime) rows it removed.
+
+    It raises MigrationError and removes nothing while the holder's pid runs on
+    this host, unless force is true.
+    """
     with dsn.connect(autocommit=True) as conn:
-        rows = conn.execute("delete from yoyo_lock returning pid, ctime").fetchall()
-    return [(pid, ctime) for pid, ctime in rows]
+        rows = conn.execute("select pid, ctime from yoyo_lock").fetchall()
+        running = [pid for pid, _ in rows if process_running(pid)]
+        if running and not force:
+            raise MigrationError(
+                f"process {running[0]} that holds the migration lock on {dsn.dbname}"
+                " still runs on this host, so the lock was kept",
+                hint="Wait for that migrate or rollback to finish. If the process is"
+                " not one, because its pid was reused, run break-lock --force.",
+            )
+        # Only the rows checked above, so a lock taken meanwhile stays.
+        removed = conn.execute(
+            "delete from yoyo_lock where pid = any(%s) returning pid, ctime",
+            [[pid for pid, _ in rows]],
+        ).fetchall()
+    return [(pid, ctime) for pid, ctime in removed]

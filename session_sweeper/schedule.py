@@ -6,9 +6,10 @@ time here is UTC.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -93,7 +94,7 @@ class Schedule:
 
     def fire_times(self, start: datetime, end: datetime) -> Iterator[datetime]:
         """Yield every fire time t with start <= t < end, in order."""
-        day = start.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         while day < end:
             if self._runs_on(day):
                 for hour in self.hours:
@@ -110,11 +111,11 @@ class Schedule:
 
     def interval(self) -> timedelta:
         """Return the longest gap between two fire times over the next year."""
-        start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+        start = datetime(2025, 1, 1, tzinfo=UTC)
         every_day = self.any_day and self.any_weekday and len(self.months) == 12
         # A schedule that fires on every day repeats daily, so two days show its gaps.
         span = timedelta(days=2 if every_day else 400)
         times = list(self.fire_times(start, start + span))
         if len(times) < 2:
             raise ScheduleError(f"schedule {self.text!r} fires less than once a year")
-        return max(later - earlier for earlier, later in zip(times, times[1:]))
+        return max(later - earlier for earlier, later in pairwise(times))

@@ -370,7 +370,24 @@ class ThrowawayServer:
                 f"PostgreSQL failed to start on port {self.port}: {error}. "
                 f"Last lines of its log:\n{self._log_tail()}"
             ) from error
+        self._wait_until_ready()
         logger.info("started PostgreSQL on port %s, pid %s", self.port, self.pid)
+
+    def _wait_until_ready(self) -> None:
+        # mirakuru reports the port open while the server may still reject logins
+        # with "the database system is starting up".
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                psycopg.connect(self.dsn("postgres"), connect_timeout=5).close()
+                return
+            except psycopg.OperationalError as error:
+                if time.monotonic() > deadline:
+                    raise ServerSetupError(
+                        f"PostgreSQL on port {self.port} did not accept connections "
+                        f"within {self.timeout} s: {error}"
+                    ) from error
+                time.sleep(0.1)
 
     def _check_writable(self, command_prefix: list[str]) -> None:
         result = subprocess.run(

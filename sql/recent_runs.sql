@@ -1,24 +1,15 @@
--- The latest runs of one pg_cron job, newest first, each with the counts that the
--- sweep recorded in learning.sweep_runs while it ran. Parameters: jobid, limit.
--- cron.job_run_details is indexed only on runid, so the scan walks runid backwards.
+-- The latest runs of one pg_cron job, newest first. Parameters: jobid, limit.
+-- cron.job_run_details is indexed only on runid, so this walks that index backwards
+-- and stops after `limit` rows of the job. Rows of other jobs on the way are read and
+-- skipped, and the purge job keeps this job's own rows few.
 select
     d.runid,
+    d.job_pid,
     d.status,
     d.start_time,
     d.end_time,
-    d.return_message,
-    r.interrupted,
-    r.batches
+    d.return_message
 from cron.job_run_details as d
-left join lateral (
-    select
-        pg_catalog.sum(sr.interrupted)::integer as interrupted,
-        pg_catalog.sum(sr.batches)::integer as batches
-    from learning.sweep_runs as sr
-    where sr.started_at >= d.start_time
-        and sr.started_at <= coalesce(d.end_time, pg_catalog.now())
-    having pg_catalog.count(*) > 0
-) as r on true
 where d.jobid = %(jobid)s
 order by d.runid desc
 limit %(limit)s;

@@ -1,5 +1,4 @@
--- The settings in force.
-select
-    s.idle_timeout::text as idle_timeout,
-    s.sweep_batch_size
+-- The settings in force, as one JSON object, so that a database whose newer
+-- migrations are rolled back still returns the columns it has.
+select pg_catalog.to_jsonb(s) - 'singleton' as settings
 from learning.settings as s;

@@ -24,6 +24,7 @@ ALL_MIGRATIONS = [
     "0003_create_sweep_procedure",
     "0004_create_event_trigger",
     "0005_schedule_sweep_job",
+    "0006_create_app_role",
 ]
 CYCLE_DATABASE = "cycle"
 JOB_NAME = "interrupt-stale-sessions"
@@ -185,14 +186,14 @@ def test_rollback_latest_then_count(cron_dsn):
     two = run("rollback", "--dsn", cron_dsn, "--count", "2")
 
     assert latest.exit_code == 0, latest.output
-    assert lines(latest.stdout) == ["Rolled back:", "  0005_schedule_sweep_job"], (
+    assert lines(latest.stdout) == ["Rolled back:", "  0006_create_app_role"], (
         "rollback without options must undo only the latest migration"
     )
     assert two.exit_code == 0, two.output
     assert lines(two.stdout) == [
         "Rolled back:",
+        "  0005_schedule_sweep_job",
         "  0004_create_event_trigger",
-        "  0003_create_sweep_procedure",
     ], "rollback --count 2 must undo the next two, latest first"
 
 

@@ -95,9 +95,9 @@ def test_cron_scheduled_run_interrupts_stale_session(db):
             """
             select *
             from learning.sweep_runs
-            where started_at >= %s and started_at <= %s
+            where backend_pid = %s and started_at <= %s
             """,
-            [run["start_time"], run["end_time"]],
+            [run["job_pid"], run["end_time"]],
         ).fetchall()
     assert len(sweeps) == 1, "the scheduled run must record one row in sweep_runs"
     assert sweeps[0]["interrupted"] == 1, (

@@ -25,6 +25,7 @@ ALL_MIGRATIONS = [
     "0003_create_sweep_procedure",
     "0004_create_event_trigger",
     "0005_schedule_sweep_job",
+    "0006_create_app_role",
 ]
 CYCLE_DATABASE = "cycle"
 JOB_NAME = "interrupt-stale-sessions"
@@ -304,10 +305,10 @@ def test_migrate_after_rollback_all_restores_everything(cron_dsn):
 def test_rollback_count_rolls_back_latest(cron_dsn):
     apply_migrations(cron_dsn)
 
-    rolled_back = rollback_migrations(cron_dsn, count=2)
+    rolled_back = rollback_migrations(cron_dsn, count=3)
 
-    assert rolled_back == ["0005_schedule_sweep_job", "0004_create_event_trigger"], (
-        "rollback with count 2 must undo the two latest migrations"
+    assert rolled_back == ALL_MIGRATIONS[:2:-1], (
+        "rollback with count 3 must undo the three latest migrations"
     )
     assert applied_ids(cron_dsn) == ALL_MIGRATIONS[:3], "0001 to 0003 must stay applied"
     assert job_count(cron_dsn) == 0, "rolling back 0005 must unschedule the job"
@@ -318,9 +319,9 @@ def test_rollback_job_trigger_and_sweep_keeps_data(cron_dsn):
     seed(cron_dsn)
     before = dump(cron_dsn)
 
-    rolled_back = rollback_migrations(cron_dsn, count=3)
+    rolled_back = rollback_migrations(cron_dsn, count=4)
 
-    assert rolled_back == ALL_MIGRATIONS[:1:-1], "count 3 must undo 0005, 0004 and 0003"
+    assert rolled_back == ALL_MIGRATIONS[:1:-1], "count 4 must undo 0006 to 0003"
     assert dump(cron_dsn) == before, (
         "rolling back 0003 to 0005 changed sessions or events"
     )
@@ -333,11 +334,11 @@ def test_migrate_after_partial_rollback_keeps_data(cron_dsn):
     apply_migrations(cron_dsn)
     seed(cron_dsn)
     before = dump(cron_dsn)
-    rollback_migrations(cron_dsn, count=3)
+    rollback_migrations(cron_dsn, count=4)
 
     applied = apply_migrations(cron_dsn)
 
-    assert applied == ALL_MIGRATIONS[2:], "migrate must apply 0003 to 0005 again"
+    assert applied == ALL_MIGRATIONS[2:], "migrate must apply 0003 to 0006 again"
     assert dump(cron_dsn) == before, "applying 0003 to 0005 again changed the data"
     assert job_count(cron_dsn) == 1, "the job must be scheduled once again"
 
@@ -348,7 +349,7 @@ def test_rollback_changed_settings_is_rejected(cron_dsn):
         conn.execute("update learning.settings set idle_timeout = '45 minutes'")
 
     with pytest.raises(MigrationError) as caught:
-        rollback_migrations(cron_dsn, count=4)
+        rollback_migrations(cron_dsn, count=5)
 
     assert str(caught.value) == (
         "0002_create_interrupt_function failed: "

@@ -13,8 +13,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _build_wheel(source: Path, out: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--quiet", "--wheel-dir", str(out), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(out),
+            str(source),
+        ],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
@@ -25,8 +36,9 @@ def _copy_tree(target: Path) -> Path:
     for name in ("pyproject.toml", "README.md", "cli.py"):
         shutil.copy(ROOT / name, target / name)
     for folder in ("session_sweeper", "migrations", "sql"):
-        shutil.copytree(ROOT / folder, target / folder,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     return target
 
 

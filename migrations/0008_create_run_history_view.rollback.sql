@@ -1,0 +1,3 @@
+-- Drop the view learning.sweep_run_history
+
+drop view if exists learning.sweep_run_history;
