@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         dsn = server.create_database(DATABASE)
         apply_migrations(dsn)
         with psycopg.connect(dsn, autocommit=True) as conn:
-            _pause_job(conn)
+            _pause_jobs(conn)
             print(_settings(conn, mode, load_before))
             sections = _run_parts(conn, dsn, mode)
 
@@ -134,13 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _pause_job(conn: psycopg.Connection) -> None:
+def _pause_jobs(conn: psycopg.Connection) -> None:
     # A scheduled sweep during the write path would interrupt the stale sessions
-    # that the variants are measured on.
-    conn.execute(
-        "select cron.alter_job(jobid, active := false) from cron.job"
-        " where jobname = 'interrupt-stale-sessions'"
-    )
+    # that the variants are measured on, and any other job would add load.
+    conn.execute("select cron.alter_job(jobid, active := false) from cron.job")
 
 
 def _run_parts(conn: psycopg.Connection, dsn: str, mode: Mode) -> str:
