@@ -87,8 +87,12 @@ begin
     -- FOR NO KEY UPDATE does not conflict with the FOR KEY SHARE lock that the
     -- ownership key takes on event inserts. SKIP LOCKED leaves a row that a write is
     -- touching to that write, so the sweep never makes the write wait for it.
+    --
+    -- The update finds the picked rows by id = any (array), not by a join. The planner
+    -- expects a whole batch from picked, and on a table of 100,000 sessions it joined
+    -- 1,000 rows by hashing a sequential scan of the table, once for every batch.
     with picked as (
-        select s.id, s.sweep_key
+        select s.id
         from learning.sessions as s
         where s.status = 'active'
             and s.sweep_key < p_cutoff
@@ -102,9 +106,8 @@ begin
         update learning.sessions as s
         set status = 'interrupted',
             ended_at = s.last_event_at
-        from picked
-        where s.id = picked.id
-        returning picked.sweep_key, picked.id
+        where s.id = any (array(select picked.id from picked))
+        returning s.sweep_key, s.id
     )
     select pg_catalog.count(*) over ()::integer, d.sweep_key, d.id
     into interrupted, last_key, last_id

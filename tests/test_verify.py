@@ -106,6 +106,9 @@ def test_verify_trigger_disabled(installed, sweeper_dsn):
 
 
 def test_verify_index_changed(installed, sweeper_dsn):
+    original = installed.execute(
+        "select pg_get_indexdef('learning.sessions_active_user_id_idx'::regclass)"
+    ).fetchone()[0]
     installed.execute("drop index learning.sessions_active_user_id_idx")
     installed.execute(
         "create index sessions_active_user_id_idx on learning.sessions (user_id)"
@@ -114,10 +117,7 @@ def test_verify_index_changed(installed, sweeper_dsn):
         result = run_verify(sweeper_dsn)
     finally:
         installed.execute("drop index learning.sessions_active_user_id_idx")
-        installed.execute(
-            "create index sessions_active_user_id_idx on learning.sessions (user_id)"
-            " where status = 'active'"
-        )
+        installed.execute(original)
 
     assert "index learning.sessions_active_user_id_idx differs" in result.output, (
         f"an index rebuilt without its predicate must show up:\n{result.output}"
