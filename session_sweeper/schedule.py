@@ -1,6 +1,6 @@
 """Fire times of a pg_cron schedule, for the health rules of status.
 
-pg_cron 1.4 evaluates schedules in GMT, whatever cron.timezone says, so every
+pg_cron 1.4 evaluates schedules in GMT and ignores cron.timezone, so every
 time here is UTC.
 """
 

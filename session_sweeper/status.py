@@ -39,7 +39,7 @@ FINISHED = ("succeeded", "failed")
 
 @dataclass
 class Report:
-    """What status prints, and the JSON object of status --json."""
+    """The report that status prints, and the object that status --json prints."""
 
     healthy: bool = True
     problems: list[str] = field(default_factory=list)
