@@ -153,6 +153,9 @@ def rollback(
     The rollback of the tables refuses while they hold rows, unless --drop-data
     is given. Example: session-sweeper rollback --count 2
     """
+    count_given = click.get_current_context().get_parameter_source("count")
+    if all_ and count_given is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--all and --count cannot be used together.")
     try:
         result = install.rollback(
             dsn,

@@ -14,6 +14,7 @@ from yoyo.exceptions import LockTimeout
 
 from session_sweeper.dsn import ConnectError, Dsn, first_line
 from session_sweeper.paths import MIGRATIONS_DIR
+from session_sweeper.sweep import plural
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +203,8 @@ def _check_data_kept(backend, dsn: Dsn, migrations: list) -> None:
     sessions, events = cursor.fetchone()
     if sessions or events:
         raise MigrationError(
-            f"rollback would drop {sessions} sessions and {events} reading events,"
+            f"rollback would drop {plural(sessions, 'session')} and"
+            f" {plural(events, 'reading event')},"
             " so nothing was rolled back",
             hint="Back the rows up first, then run the rollback again with --drop-data.",
         )

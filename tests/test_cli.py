@@ -667,3 +667,11 @@ def test_cli_help_lists_commands():
     assert result.exit_code == 0, result.output
     for command in ["migrate", "rollback", "break-lock", "sweep", "status", "demo"]:
         assert f"  {command} " in result.stdout, f"-h must list {command}"
+
+
+def test_rollback_all_with_count_is_usage_error():
+    result = run(
+        "rollback", "--all", "--count", "2", "--dsn", "postgresql://x@127.0.0.1:1/x"
+    )
+    assert result.exit_code == 2, "--all with --count must be a usage error"
+    assert "--all and --count cannot be used together." in result.output, result.output

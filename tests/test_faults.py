@@ -575,7 +575,7 @@ def test_rollback_with_rows_refuses_with_counts(cron_dsn):
     result = run_cli("rollback", "--dsn", cron_dsn, "--all")
 
     assert_one_line_error(result)
-    assert "1 sessions and 1 reading events" in result.stderr, result.stderr
+    assert "1 session and 1 reading event," in result.stderr, result.stderr
     assert "--drop-data" in result.stderr, "the hint must name --drop-data"
     assert dump(cron_dsn) == before, "a refused rollback changed the data"
     assert applied_count(cron_dsn) == len(ALL_MIGRATIONS), (

@@ -1,5 +1,6 @@
 """The wheel carries migrations/ and sql/, which cli.py looks for next to itself."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _build_wheel(source: Path, out: Path) -> subprocess.CompletedProcess:
+    # pip leaves temporary wheels in TMPDIR, so they go under the test's own folder.
+    scratch = out.parent / "tmp"
+    scratch.mkdir(exist_ok=True)
     return subprocess.run(
         [
             sys.executable,
@@ -27,6 +31,7 @@ def _build_wheel(source: Path, out: Path) -> subprocess.CompletedProcess:
         ],
         check=False,
         capture_output=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
         text=True,
         timeout=120,
     )
