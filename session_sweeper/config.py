@@ -18,6 +18,7 @@ from session_sweeper import cron
 from session_sweeper.dsn import Dsn
 from session_sweeper.paths import read_sql
 from session_sweeper.schedule import Schedule, ScheduleError
+from session_sweeper.status import human_duration
 
 MIN_SCHEDULE_GAP = timedelta(minutes=1)
 MAX_SCHEDULE_GAP = timedelta(days=1)
@@ -93,7 +94,8 @@ def check_schedule(text: str) -> str:
         raise ConfigError(f"schedule must be {allowed}: {error}") from None
     if not MIN_SCHEDULE_GAP <= gap <= MAX_SCHEDULE_GAP:
         raise ConfigError(
-            f"schedule must be {allowed}, not {text!r}, whose longest gap is {gap}"
+            f"schedule must be {allowed}, not {text!r}, whose longest gap is"
+            f" {human_duration(gap)}"
         )
     return text
 
@@ -106,6 +108,11 @@ def read_settings(conn: psycopg.Connection) -> dict:
 
 def _update(conn: psycopg.Connection, column: str, value: str) -> None:
     setting = BY_COLUMN[column]
+    # PostgreSQL reads a bare number as seconds, which nobody means for these.
+    if column != "sweep_batch_size" and value.strip().lstrip("+-").isdigit():
+        raise ConfigError(
+            f"{setting.option} needs a unit, such as {setting.default!r}, not {value!r}"
+        )
     query = sql.SQL("update learning.settings set {} = %s").format(
         sql.Identifier(column)
     )

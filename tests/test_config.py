@@ -120,6 +120,8 @@ def test_config_schedule_keeps_one_job(settings, sweeper_dsn):
         ("--schedule", "0 0 * * 0", "longest gap is 1 minute to 1 day"),
         ("--run-history-retention", "400 days", "between 3 days and 365 days"),
         ("--run-details-retention", "2 days", "between 3 days and 365 days"),
+        ("--idle-timeout", "45", "idle-timeout needs a unit, such as '30 minutes'"),
+        ("--run-history-retention", "2", "needs a unit, such as '30 days'"),
     ],
 )
 def test_config_rejects_out_of_range(settings, sweeper_dsn, option, value, message):
