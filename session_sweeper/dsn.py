@@ -45,8 +45,12 @@ class Dsn:
 
     def masked(self) -> str:
         """Return the connection string with the password replaced by ***."""
-        shown = {k: v for k, v in self.params.items() if k != "application_name"}
-        if "password" in shown:
+        first = ("host", "port", "dbname", "user")
+        shown = {k: self.params[k] for k in first if k in self.params}
+        for key, value in self.params.items():
+            if key not in shown and key not in ("application_name", "password"):
+                shown[key] = value
+        if "password" in self.params:
             shown["password"] = "***"
         return conninfo.make_conninfo(**shown)
 
