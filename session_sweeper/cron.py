@@ -47,11 +47,19 @@ class JobSpec:
 
 
 def cron_database_name(conn: psycopg.Connection) -> str | None:
-    """Return cron.database_name, or None when pg_cron is not preloaded."""
-    row = conn.execute(
-        "select pg_catalog.current_setting('cron.database_name', true)"
-    ).fetchone()
-    return row[0] if row and row[0] else None
+    """Return cron.database_name, or None when pg_cron is not preloaded.
+
+    pg_cron 1.4.2 defines the setting as superuser-only, so only superusers and
+    members of pg_read_all_settings can read it. For other roles the database where
+    the extension is installed is used instead.
+    """
+    name, readable, installed_here = conn.execute(read_sql("cron_database")).fetchone()
+    if readable:
+        return name or None
+    # NOTE: for such a role, pg_cron installed in another database looks like pg_cron
+    # not preloaded.
+    logger.info("cannot read cron.database_name, looking for pg_cron here instead")
+    return conn.info.dbname if installed_here else None
 
 
 def cron_dsn_for(app: Dsn, conn: psycopg.Connection, explicit: Dsn | None) -> Dsn:
@@ -179,6 +187,21 @@ def _is_leftover(cron_conn: psycopg.Connection, job: dict) -> bool:
     return bool(row[0])
 
 
+def _schedule(cron_conn: psycopg.Connection, spec: JobSpec) -> None:
+    # pg_cron 1.4.2 grants cron.schedule to public but cron.schedule_in_database only
+    # to its superuser, so a job for pg_cron's own database uses the first.
+    if spec.database == cron_conn.info.dbname:
+        cron_conn.execute(
+            "select cron.schedule(%s, %s, %s)",
+            [spec.name, spec.schedule, spec.command],
+        )
+        return
+    cron_conn.execute(
+        "select cron.schedule_in_database(%s, %s, %s, %s)",
+        [spec.name, spec.schedule, spec.command, spec.database],
+    )
+
+
 def upsert_job(cron_conn: psycopg.Connection, spec: JobSpec) -> bool:
     """Create the job or bring it in line with spec, and return whether it changed.
 
@@ -189,10 +212,7 @@ def upsert_job(cron_conn: psycopg.Connection, spec: JobSpec) -> bool:
     """
     job = find_job(cron_conn, spec.name)
     if job is None:
-        cron_conn.execute(
-            "select cron.schedule_in_database(%s, %s, %s, %s)",
-            [spec.name, spec.schedule, spec.command, spec.database],
-        )
+        _schedule(cron_conn, spec)
         logger.info("scheduled %s in database %s", spec.name, spec.database)
         return True
     if job["database"] != spec.database and not _is_leftover(cron_conn, job):
