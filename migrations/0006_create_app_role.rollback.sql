@@ -42,6 +42,10 @@ begin
         -- Another database on this server still grants it privileges.
         when dependent_objects_still_exist then
             raise notice 'role session_sweeper_app is kept, because another database uses it';
+        -- A superuser created it for an owner without CREATEROLE, and drops it too.
+        when insufficient_privilege then
+            raise notice 'role session_sweeper_app is kept, because % lacks CREATEROLE',
+                current_user;
     end;
 end
 $$;

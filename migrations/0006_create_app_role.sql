@@ -16,8 +16,18 @@ exception
 end
 $$;
 
-comment on role session_sweeper_app is
-    'The app of session-sweeper: inserts reading events and reads sessions.';
+-- PostgreSQL 15 lets only roles with CREATEROLE comment on a role. An owner without
+-- it migrates once a superuser has created the role, and the role then has no comment.
+do $$
+begin
+    comment on role session_sweeper_app is
+        'The app of session-sweeper: inserts reading events and reads sessions.';
+exception
+    when insufficient_privilege then
+        raise notice '% lacks CREATEROLE, so the comment on session_sweeper_app is left unchanged',
+            current_user;
+end
+$$;
 
 grant usage on schema learning to session_sweeper_app;
 grant insert on learning.reading_events to session_sweeper_app;
