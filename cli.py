@@ -15,6 +15,7 @@ from session_sweeper import migrate as migrations
 from session_sweeper.cron import JobConflict
 from session_sweeper.dsn import ConnectError, Dsn, DsnError, first_line
 from session_sweeper.output import json_default, report_lines, settings_lines
+from session_sweeper.privileges import privilege_hint
 from session_sweeper.status import check
 from session_sweeper.sweep import plural, run_sweep
 from session_sweeper.verify import verify as verify_install
@@ -65,10 +66,15 @@ def _fail(message: str, hint: str | None = None) -> click.ClickException:
 
 def _database_error(dsn: Dsn, error: psycopg.Error) -> click.ClickException:
     diag = error.diag
-    return _fail(
-        dsn.scrub(diag.message_primary or first_line(error)),
-        dsn.scrub(diag.message_hint) if diag.message_hint else None,
-    )
+    message = dsn.scrub(diag.message_primary or first_line(error))
+    hint = dsn.scrub(diag.message_hint) if diag.message_hint else None
+    return _fail(message, hint or privilege_hint(message, dsn))
+
+
+def _migration_error(dsn: Dsn, error: Exception) -> click.ClickException:
+    """Return the error of a failed migration or job, with a grant hint when it lacks one."""
+    message = str(error)
+    return _fail(message, getattr(error, "hint", None) or privilege_hint(message, dsn))
 
 
 def _print_ids(heading: str, migration_ids: list[str]) -> None:
@@ -114,7 +120,7 @@ def migrate(dsn: Dsn, cron_dsn: Dsn | None, lock_timeout: float) -> None:
         raise _fail(str(error)) from None
     except (migrations.MigrationError, JobConflict) as error:
         _print_ids("Applied:", error.done)
-        raise _fail(str(error), error.hint) from None
+        raise _migration_error(dsn, error) from None
     except psycopg.Error as error:
         raise _database_error(dsn, error) from None
     if not result.migrations and not result.jobs:
@@ -168,7 +174,7 @@ def rollback(
         raise _fail(str(error)) from None
     except migrations.MigrationError as error:
         _print_ids("Rolled back:", error.done)
-        raise _fail(str(error), error.hint) from None
+        raise _migration_error(dsn, error) from None
     except psycopg.Error as error:
         raise _database_error(dsn, error) from None
     if not result.migrations:
@@ -194,7 +200,7 @@ def break_lock(dsn: Dsn, force: bool) -> None:
     except ConnectError as error:
         raise _fail(str(error)) from None
     except migrations.MigrationError as error:
-        raise _fail(str(error), error.hint) from None
+        raise _migration_error(dsn, error) from None
     except psycopg.errors.UndefinedTable:
         removed = []
     if not removed:
@@ -293,7 +299,7 @@ def config(dsn: Dsn, cron_dsn: Dsn | None, **changes: str | None) -> None:
     except settings_config.ConfigError as error:
         raise click.BadParameter(str(error)) from None
     except JobConflict as error:
-        raise _fail(str(error), error.hint) from None
+        raise _migration_error(dsn, error) from None
     except ConnectError as error:
         raise _fail(str(error)) from None
     except psycopg.Error as error:
