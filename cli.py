@@ -68,13 +68,13 @@ def _database_error(dsn: Dsn, error: psycopg.Error) -> click.ClickException:
     diag = error.diag
     message = dsn.scrub(diag.message_primary or first_line(error))
     hint = dsn.scrub(diag.message_hint) if diag.message_hint else None
-    return _fail(message, hint or privilege_hint(message, dsn))
+    return _fail(message, privilege_hint(message, dsn, hint))
 
 
 def _migration_error(dsn: Dsn, error: Exception) -> click.ClickException:
     """Return the error of a failed migration or job, with a grant hint when it lacks one."""
     message = str(error)
-    return _fail(message, getattr(error, "hint", None) or privilege_hint(message, dsn))
+    return _fail(message, privilege_hint(message, dsn, getattr(error, "hint", None)))
 
 
 def _print_ids(heading: str, migration_ids: list[str]) -> None:

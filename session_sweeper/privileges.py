@@ -43,16 +43,19 @@ def _statement(message: str, role: str, database: str) -> str | None:
     return None
 
 
-def privilege_hint(message: str, dsn: Dsn) -> str | None:
-    """Return a hint naming the superuser's grant, or None when message is another error.
+def privilege_hint(message: str, dsn: Dsn, hint: str | None = None) -> str | None:
+    """Return a hint naming the superuser's grant, else hint, the server's own.
 
-    It matches PostgreSQL's and pg_cron's English message texts, so a server with
-    another lc_messages gets no hint.
+    PostgreSQL's hints for these errors name no statement, so a statement found for
+    message replaces them. Matching uses PostgreSQL's and pg_cron's English message
+    texts, so a server with another lc_messages gets only its own hint.
     """
     role = role_of(dsn)
     statement = _statement(message, role, dsn.dbname or role)
     if statement is not None:
         return f"Ask a superuser to run: {statement}"
+    if hint:
+        return hint
     if "permission denied" in message or "must be superuser" in message:
         return f"Ask a superuser to grant {role} the privilege named above."
     return None
