@@ -3,10 +3,30 @@
 
 -- Each of these failures leaves the earlier migrations applied, so the trigger and
 -- interrupt_stale_sessions keep working without pg_cron.
+--
+-- pg_cron 1.4.2 makes cron.database_name superuser-only, as PostgreSQL makes
+-- shared_preload_libraries, so only superusers and members of pg_read_all_settings can
+-- read them. For other roles an installed pg_cron settles both checks, because CREATE
+-- EXTENSION pg_cron works only when it is preloaded and only in cron.database_name.
 do $$
 declare
-    v_cron_database text := pg_catalog.current_setting('cron.database_name', true);
+    v_cron_database text;
 begin
+    if not pg_catalog.pg_has_role('pg_read_all_settings', 'usage') then
+        if exists (select from pg_catalog.pg_extension where extname = 'pg_cron') then
+            return;
+        end if;
+        raise exception 'pg_cron is not installed in database %', pg_catalog.current_database()
+            using errcode = 'insufficient_privilege',
+                detail = 'Only superusers and members of pg_read_all_settings can read '
+                    'cron.database_name, and only superusers can create pg_cron.',
+                hint = 'Ask a superuser to run: create extension pg_cron; in database '
+                    || pg_catalog.current_database() || ', then grant usage on schema cron to '
+                    || pg_catalog.quote_ident(current_user) || ';';
+    end if;
+
+    v_cron_database := pg_catalog.current_setting('cron.database_name', true);
+
     if not exists (
         select from pg_catalog.pg_available_extensions where name = 'pg_cron'
     ) then
@@ -52,8 +72,20 @@ declare
     v_jobid bigint;
     v_database text;
 begin
-    if pg_catalog.current_setting('cron.database_name', true)
-        is distinct from pg_catalog.current_database()
+    -- pg_settings leaves out cron.database_name for roles that cannot read it, and for
+    -- them the first block of 0005 found pg_cron installed here.
+    if coalesce(
+        (
+            select s.setting
+            from pg_catalog.pg_settings as s
+            where s.name = 'cron.database_name'
+        ),
+        (
+            select pg_catalog.current_database()
+            from pg_catalog.pg_extension as e
+            where e.extname = 'pg_cron'
+        )
+    ) is distinct from pg_catalog.current_database()
     then
         return;
     end if;

@@ -13,8 +13,20 @@ declare
     v_command text;
     v_jobid bigint;
 begin
-    if pg_catalog.current_setting('cron.database_name', true)
-        is distinct from pg_catalog.current_database()
+    -- pg_settings leaves out cron.database_name for roles that cannot read it, and for
+    -- them the first block of 0005 found pg_cron installed here.
+    if coalesce(
+        (
+            select s.setting
+            from pg_catalog.pg_settings as s
+            where s.name = 'cron.database_name'
+        ),
+        (
+            select pg_catalog.current_database()
+            from pg_catalog.pg_extension as e
+            where e.extname = 'pg_cron'
+        )
+    ) is distinct from pg_catalog.current_database()
     then
         return;
     end if;
