@@ -8,6 +8,7 @@ tables before each test instead.
 """
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -93,3 +94,16 @@ def throwaway_server() -> Iterator[Callable[..., ThrowawayServer]]:
 
     for server in reversed(servers):
         server.stop()
+
+
+@pytest.fixture
+def fresh_dsn(pg_server) -> Iterator[str]:
+    """Create an empty database on the shared server, which is not its cron database."""
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    dsn = pg_server.create_database(name)
+    yield dsn
+
+    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database {} with (force)").format(sql.Identifier(name))
+        )

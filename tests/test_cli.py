@@ -8,14 +8,11 @@ throwaway server with its own cron database.
 import json
 import socket
 import time
-import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from helpers import ALL_MIGRATIONS, migrations_before
-from psycopg import sql
 
 from cli import main
 
@@ -53,19 +50,6 @@ def error_lines(text: str) -> list[str]:
 
 def database_name(dsn: str) -> str:
     return psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
-
-
-@pytest.fixture
-def fresh_dsn(pg_server) -> Iterator[str]:
-    """Create an empty database on the shared server, which is not its cron database."""
-    name = f"fresh_{uuid.uuid4().hex[:12]}"
-    dsn = pg_server.create_database(name)
-    yield dsn
-
-    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("drop database {} with (force)").format(sql.Identifier(name))
-        )
 
 
 @pytest.fixture

@@ -6,13 +6,10 @@ server's cron database `sweeper` would stop its pg_cron launcher.
 """
 
 import threading
-import uuid
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 from helpers import ALL_MIGRATIONS, count_down_to, migrations_before, migrations_from
-from psycopg import sql
 
 from session_sweeper.migrate import (
     MigrationError,
@@ -22,19 +19,6 @@ from session_sweeper.migrate import (
 
 CYCLE_DATABASE = "cycle"
 JOB_NAME = "interrupt-stale-sessions"
-
-
-@pytest.fixture
-def fresh_dsn(pg_server) -> Iterator[str]:
-    """Create an empty database on the shared server, which is not its cron database."""
-    name = f"fresh_{uuid.uuid4().hex[:12]}"
-    dsn = pg_server.create_database(name)
-    yield dsn
-
-    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("drop database {} with (force)").format(sql.Identifier(name))
-        )
 
 
 @pytest.fixture
