@@ -108,7 +108,8 @@ def read_settings(conn: psycopg.Connection) -> dict:
 
 def _update(conn: psycopg.Connection, column: str, value: str) -> None:
     setting = BY_COLUMN[column]
-    # PostgreSQL reads a bare number as seconds, which nobody means for these.
+    # PostgreSQL reads a bare number as seconds, which is not what a timeout or a
+    # retention in this tool is meant to be.
     if column != "sweep_batch_size" and value.strip().lstrip("+-").isdigit():
         raise ConfigError(
             f"{setting.option} needs a unit, such as {setting.default!r}, not {value!r}"

@@ -80,8 +80,8 @@ def _lock_held_error(backend, dsn: Dsn, lock_timeout: float) -> MigrationError:
     if row is None:
         # The holder released it between the last try and this query.
         return MigrationError(
-            f"another migration holds the lock on {dsn.dbname}: it was not released"
-            f" within {lock_timeout:g} s",
+            f"timed out after {lock_timeout:g} s waiting for the migration lock on"
+            f" {dsn.dbname}, which another migrate or rollback held",
             hint="Run the command again, or pass a longer --lock-timeout.",
         )
     pid, ctime = row
@@ -260,8 +260,8 @@ def break_lock(dsn: Dsn, force: bool = False) -> list[tuple[int, object]]:
             raise MigrationError(
                 f"process {running[0]} that holds the migration lock on {dsn.dbname}"
                 " still runs on this host, so the lock was kept",
-                hint="Wait for that migrate or rollback to finish. If the process is"
-                " not one, because its pid was reused, run break-lock --force.",
+                hint="Wait for that migrate or rollback to finish. If the pid now"
+                " belongs to another program, run break-lock --force.",
             )
         # Only the rows checked above, so a lock taken meanwhile stays.
         removed = conn.execute(

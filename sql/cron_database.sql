@@ -1,4 +1,5 @@
--- Where pg_cron runs, without an error for roles that cannot read its setting.
+-- The database that pg_cron runs in, read without an error by roles that cannot read
+-- its setting.
 -- pg_settings leaves out cron.database_name for roles that are neither superusers
 -- nor members of pg_read_all_settings, so readable separates a hidden setting from an
 -- unset one. CREATE EXTENSION pg_cron works only in the database the setting names,
